@@ -1,0 +1,617 @@
+"""The typed, immutable model of a keepalived.conf.
+
+Everything the parser understands ends up here, with keepalived's defaults
+already applied (see keepalived.conf(5) and keepalived's ``*_parser.c``).
+The daemon's cores (``vrrp/``, ``healthcheck/``, ``ipvs/``) read these
+objects and nothing else of the configuration.
+
+Conventions:
+- Every object is a frozen dataclass; collections are tuples.
+- ``loc`` is where the object was declared, for diagnostics at run time.
+- A value that keepalived inherits from an enclosing block (``retry``,
+  ``delay_loop``, ``inhibit_on_failure`` …) is ``None`` here when the block
+  did not set it; ``healthcheck`` and ``ipvs`` resolve the inheritance chain
+  virtual_server → real_server → checker, so the model stays a faithful
+  record of what the file says.
+- Times are float seconds, whatever unit the file used.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TypeAlias
+
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface: TypeAlias = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    """A place in the configuration: the file and 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+NOWHERE = Loc("<none>", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A command keepalived would run: notify*, vrrp_script, misc_path, quorum_up…
+
+    ``argv`` is the command split the way keepalived splits it (quotes and
+    escapes honoured); ``user``/``group`` are the optional run-as identity
+    given after the command (``notify_master "/x.sh" nobody``) or by
+    ``script_user``.
+    """
+
+    argv: tuple[str, ...]
+    user: str | None = None
+    group: str | None = None
+    loc: Loc = NOWHERE
+
+    @property
+    def path(self) -> str:
+        return self.argv[0] if self.argv else ""
+
+
+# --------------------------------------------------------------------------
+# global_defs
+
+
+@dataclass(frozen=True, slots=True)
+class LvsTimeouts:
+    tcp: int | None = None
+    tcpfin: int | None = None
+    udp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LvsSyncDaemon:
+    """``lvs_sync_daemon IFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group IP]``."""
+
+    interface: str
+    vrrp_instance: str
+    sync_id: int | None = None
+    maxlen: int | None = None
+    port: int | None = None
+    ttl: int | None = None
+    group: IPAddress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalDefs:
+    router_id: str | None = None
+    notification_email: tuple[str, ...] = ()
+    notification_email_from: str | None = None
+    smtp_server: str | None = None
+    smtp_connect_timeout: float = 30.0
+    enable_script_security: bool = False
+    script_user: str | None = None
+    script_group: str | None = None
+    vrrp_version: int = 2
+    vrrp_mcast_group4: ipaddress.IPv4Address = ipaddress.IPv4Address("224.0.0.18")
+    vrrp_mcast_group6: ipaddress.IPv6Address = ipaddress.IPv6Address("ff02::12")
+    vrrp_garp_interval: float = 0.0
+    vrrp_gna_interval: float = 0.0
+    vrrp_garp_master_delay: float = 5.0
+    vrrp_garp_master_repeat: int = 5
+    vrrp_garp_master_refresh: float = 0.0
+    vrrp_garp_master_refresh_repeat: int = 1
+    vrrp_garp_lower_prio_delay: float | None = None
+    vrrp_garp_lower_prio_repeat: int | None = None
+    vrrp_skip_check_adv_addr: bool = False
+    vrrp_strict: bool = False
+    vrrp_check_unicast_src: bool = False
+    vrrp_notify_fifo: Script | None = None
+    notify_fifo: Script | None = None
+    lvs_notify_fifo: Script | None = None
+    lvs_timeouts: LvsTimeouts = LvsTimeouts()
+    lvs_sync_daemon: LvsSyncDaemon | None = None
+    lvs_flush: bool = False
+    lvs_flush_on_stop: bool = False
+    checker_log_all_failures: bool = False
+    dynamic_interfaces: bool = False
+    # Keywords keepalived accepts that pykeep records but does not act on
+    # (process priorities, rlimits, DBus, SNMP …): keyword -> arguments.
+    accepted: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+# --------------------------------------------------------------------------
+# addresses, routes, rules (static_* and virtual_*)
+
+
+@dataclass(frozen=True, slots=True)
+class IPAddressSpec:
+    """One line of virtual_ipaddress / static_ipaddress.
+
+    ``1.2.3.4/24 brd 1.2.3.255 dev eth0 scope global label eth0:1``.
+    A bare address gets /32 (/128 for IPv6), as keepalived does.
+    """
+
+    address: IPInterface
+    dev: str | None = None
+    label: str | None = None
+    scope: str | None = None
+    broadcast: ipaddress.IPv4Address | None = None
+    no_track: bool = False
+    loc: Loc = NOWHERE
+
+    @property
+    def family(self) -> int:
+        return self.address.version
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One line of virtual_routes / static_routes, kept close to ``ip route``."""
+
+    dest: IPNetwork | None  # None for "default"
+    via: IPAddress | None = None
+    src: IPAddress | None = None
+    dev: str | None = None
+    scope: str | None = None
+    table: int | None = None
+    metric: int | None = None
+    kind: str | None = None  # blackhole, unreachable, prohibit, …
+    options: tuple[str, ...] = ()  # the rest of the line, verbatim
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """One line of virtual_rules / static_rules, verbatim after ``from``/``to``."""
+
+    words: tuple[str, ...]
+    loc: Loc = NOWHERE
+
+
+# --------------------------------------------------------------------------
+# VRRP
+
+
+class InitialState(Enum):
+    BACKUP = "BACKUP"
+    MASTER = "MASTER"
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpScript:
+    """``vrrp_script NAME { script … interval … }`` (vrrp_parser.c defaults)."""
+
+    name: str
+    script: Script
+    interval: float = 1.0
+    timeout: float | None = None  # None: keepalived uses interval
+    weight: int = 0
+    weight_reverse: bool = False
+    rise: int = 1
+    fall: int = 1
+    user: str | None = None
+    group: str | None = None
+    init_fail: bool = False
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpTrackFile:
+    """``vrrp_track_file NAME { file PATH weight N [reverse] init_file … }``."""
+
+    name: str
+    file: str
+    weight: int = 1
+    weight_reverse: bool = False
+    init_file: int | None = None  # value written when the file is missing
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class TrackRef:
+    """A reference inside track_interface / track_script / track_file.
+
+    ``weight`` None means "use the tracked object's own weight"
+    (track_script, track_file) or "no weight: failure means FAULT"
+    (track_interface).
+    """
+
+    name: str
+    weight: int | None = None
+    reverse: bool = False
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class UnicastPeer:
+    address: IPAddress
+    min_ttl: int | None = None
+    max_ttl: int | None = None
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """The notify scripts of a vrrp_instance or vrrp_sync_group."""
+
+    master: Script | None = None
+    backup: Script | None = None
+    fault: Script | None = None
+    stop: Script | None = None
+    generic: Script | None = None  # ``notify``: called with TYPE NAME STATE PRIO
+    master_rx_lower_pri: Script | None = None
+    deleted: Script | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpInstance:
+    name: str
+    virtual_router_id: int
+    interface: str | None = None
+    initial_state: InitialState = InitialState.BACKUP
+    priority: int = 100
+    advert_int: float = 1.0
+    version: int = 2
+    family: int = 4  # 4 or 6, from the virtual addresses (or unicast peers)
+    auth_type: str | None = None  # None, "PASS" or "AH"
+    auth_pass: str | None = None
+    nopreempt: bool = False
+    preempt_delay: float = 0.0
+    virtual_ipaddress: tuple[IPAddressSpec, ...] = ()
+    virtual_ipaddress_excluded: tuple[IPAddressSpec, ...] = ()
+    virtual_routes: tuple[RouteSpec, ...] = ()
+    virtual_rules: tuple[RuleSpec, ...] = ()
+    mcast_src_ip: IPAddress | None = None
+    unicast_src_ip: IPAddress | None = None
+    unicast_peers: tuple[UnicastPeer, ...] = ()
+    unicast_ttl: int = 255
+    track_interface: tuple[TrackRef, ...] = ()
+    track_script: tuple[TrackRef, ...] = ()
+    track_file: tuple[TrackRef, ...] = ()
+    dont_track_primary: bool = False
+    notify: Notify = Notify()
+    notify_fifo: Script | None = None
+    smtp_alert: bool | None = None
+    garp_master_delay: float | None = None  # None: global vrrp_garp_master_delay
+    garp_master_repeat: int | None = None
+    garp_master_refresh: float | None = None
+    garp_master_refresh_repeat: int | None = None
+    garp_lower_prio_delay: float | None = None
+    garp_lower_prio_repeat: int | None = None
+    garp_interval: float | None = None
+    gna_interval: float | None = None
+    skip_check_adv_addr: bool | None = None  # None: global vrrp_skip_check_adv_addr
+    strict_mode: bool | None = None
+    check_unicast_src: bool | None = None
+    use_vmac: str | None = None  # the vmac interface name, "" for the default
+    accept: bool | None = None
+    v3_checksum_as_v2: bool = False
+    lvs_sync_daemon_interface: str | None = None
+    loc: Loc = NOWHERE
+
+    @property
+    def is_unicast(self) -> bool:
+        return bool(self.unicast_peers)
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpSyncGroup:
+    name: str
+    group: tuple[str, ...]
+    notify: Notify = Notify()
+    notify_fifo: Script | None = None
+    track_interface: tuple[TrackRef, ...] = ()
+    track_script: tuple[TrackRef, ...] = ()
+    track_file: tuple[TrackRef, ...] = ()
+    smtp_alert: bool | None = None
+    global_tracking: bool = False
+    sync_group_tracking_weight: bool = False
+    loc: Loc = NOWHERE
+
+
+# --------------------------------------------------------------------------
+# checkers
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerCommon:
+    """Options every checker shares (check_api.c ``install_checker_common_keywords``).
+
+    ``None`` means inherited from the real_server / virtual_server.
+    """
+
+    connect_ip: IPAddress | None = None
+    connect_port: int | None = None
+    bindto: IPAddress | None = None
+    bind_port: int | None = None
+    bind_if: str | None = None
+    connect_timeout: float | None = None
+    fwmark: int | None = None
+    warmup: float | None = None
+    delay_loop: float | None = None
+    retry: int | None = None
+    delay_before_retry: float | None = None
+    alpha: bool | None = None
+    log_all_failures: bool | None = None
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRange:
+    """An inclusive range of HTTP status codes (``status_code 200-299 301``)."""
+
+    low: int
+    high: int
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, int) and self.low <= code <= self.high
+
+
+@dataclass(frozen=True, slots=True)
+class HttpUrl:
+    """One ``url { … }`` block of HTTP_GET / SSL_GET."""
+
+    path: str
+    digest: str | None = None  # lower-case hex MD5
+    status_codes: tuple[StatusRange, ...] = ()  # empty: 200-299
+    regex: str | None = None
+    regex_no_match: bool = False
+    regex_options: tuple[str, ...] = ()
+    virtualhost: str | None = None
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class TcpCheck:
+    common: CheckerCommon = CheckerCommon()
+    keyword: str = "TCP_CHECK"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCheck:
+    """HTTP_GET (``ssl`` False) and SSL_GET (``ssl`` True)."""
+
+    common: CheckerCommon = CheckerCommon()
+    ssl: bool = False
+    urls: tuple[HttpUrl, ...] = ()
+    http_protocol: str = "1.0"  # "1.0", "1.0C" (close), "1.1"
+    virtualhost: str | None = None
+    enable_sni: bool = True
+    sni_name: str | None = None
+    fast_recovery: bool = False
+    keyword: str = "HTTP_GET"
+
+
+@dataclass(frozen=True, slots=True)
+class MiscCheck:
+    common: CheckerCommon = CheckerCommon()
+    misc_path: Script | None = None
+    misc_timeout: float | None = None  # None: delay_loop
+    misc_dynamic: bool = False
+    user: str | None = None
+    group: str | None = None
+    keyword: str = "MISC_CHECK"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpCheck:
+    common: CheckerCommon = CheckerCommon()
+    helo_name: str | None = None
+    keyword: str = "SMTP_CHECK"
+
+
+@dataclass(frozen=True, slots=True)
+class DnsCheck:
+    common: CheckerCommon = CheckerCommon()
+    query_type: str = "SOA"
+    name: str = "."
+    keyword: str = "DNS_CHECK"
+
+
+@dataclass(frozen=True, slots=True)
+class UdpCheck:
+    common: CheckerCommon = CheckerCommon()
+    payload: bytes = b""
+    require_reply: bool = False
+    reply_min_length: int | None = None
+    reply_max_length: int | None = None
+    reply_data: bytes | None = None
+    keyword: str = "UDP_CHECK"
+
+
+@dataclass(frozen=True, slots=True)
+class PingCheck:
+    common: CheckerCommon = CheckerCommon()
+    keyword: str = "PING_CHECK"
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """FILE_CHECK { track_file NAME weight N [reverse] }."""
+
+    common: CheckerCommon = CheckerCommon()
+    track_file: str = ""
+    weight: int | None = None
+    weight_reverse: bool = False
+    keyword: str = "FILE_CHECK"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginCheck:
+    """A checker block served by a third-party plugin (entry point ``pykeep.checkers``).
+
+    ``options`` is whatever the plugin's own ``parse`` returned.
+    """
+
+    keyword: str
+    options: object = None
+    common: CheckerCommon = CheckerCommon()
+
+
+Checker: TypeAlias = (
+    TcpCheck
+    | HttpCheck
+    | MiscCheck
+    | SmtpCheck
+    | DnsCheck
+    | UdpCheck
+    | PingCheck
+    | FileCheck
+    | PluginCheck
+)
+
+
+# --------------------------------------------------------------------------
+# LVS
+
+
+class LbKind(Enum):
+    NAT = "NAT"
+    DR = "DR"
+    TUN = "TUN"
+
+
+class Protocol(Enum):
+    TCP = "TCP"
+    UDP = "UDP"
+    SCTP = "SCTP"
+
+
+@dataclass(frozen=True, slots=True)
+class Tunnel:
+    """``lb_kind TUN`` options: ``tun_type ipip|gue|gre``, ``tun_port``, checksum flags."""
+
+    tun_type: str = "ipip"
+    port: int | None = None
+    nocsum: bool = False
+    csum: bool = False
+    remcsum: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RealServer:
+    address: IPAddress
+    port: int | None  # None for fwmark services
+    weight: int = 1
+    lb_kind: LbKind | None = None  # per-server lvs_method; None: the virtual_server's
+    tunnel: Tunnel | None = None
+    inhibit_on_failure: bool | None = None
+    uthreshold: int = 0
+    lthreshold: int = 0
+    alpha: bool | None = None
+    delay_loop: float | None = None
+    retry: int | None = None
+    delay_before_retry: float | None = None
+    warmup: float | None = None
+    connect_timeout: float | None = None
+    notify_up: Script | None = None
+    notify_down: Script | None = None
+    smtp_alert: bool | None = None
+    virtualhost: str | None = None
+    checkers: tuple[Checker, ...] = ()
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class VsgEntry:
+    """One line of a virtual_server_group: an address range and port, or a fwmark.
+
+    ``10.0.0.1-10 80`` has ``address`` 10.0.0.1 and ``last`` 10.0.0.10;
+    a single address has ``last == address``.
+    """
+
+    address: IPAddress | None = None
+    last: IPAddress | None = None
+    port: int | None = None
+    fwmark: int | None = None
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualServerGroup:
+    name: str
+    entries: tuple[VsgEntry, ...] = ()
+    loc: Loc = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualServer:
+    """``virtual_server IP PORT``, ``virtual_server fwmark N`` or ``virtual_server group NAME``.
+
+    Exactly one of (address, port), fwmark and group is set.
+    """
+
+    address: IPAddress | None = None
+    port: int | None = None
+    fwmark: int | None = None
+    group: str | None = None
+    family: int = 4
+    protocol: Protocol = Protocol.TCP
+    lb_algo: str = "wlc"
+    lb_kind: LbKind = LbKind.NAT
+    tunnel: Tunnel | None = None
+    sched_flags: tuple[str, ...] = ()  # flag-1..3, sh-port, sh-fallback, mh-port, mh-fallback
+    ops: bool = False
+    persistence_timeout: int | None = None  # bare keyword: 360
+    persistence_granularity: ipaddress.IPv4Address | int | None = None
+    virtualhost: str | None = None
+    delay_loop: float = 60.0
+    warmup: float | None = None
+    retry: int | None = None
+    delay_before_retry: float | None = None
+    connect_timeout: float | None = None
+    alpha: bool = False
+    omega: bool = False
+    quorum: int = 1
+    hysteresis: int = 0
+    quorum_up: Script | None = None
+    quorum_down: Script | None = None
+    inhibit_on_failure: bool = False
+    ha_suspend: bool = False
+    sorry_server: RealServer | None = None
+    sorry_server_inhibit: bool = False
+    real_servers: tuple[RealServer, ...] = ()
+    smtp_alert: bool | None = None
+    loc: Loc = NOWHERE
+
+    @property
+    def key(self) -> str:
+        """The name keepalived logs a virtual server by: ``[IP]:proto:PORT``, ``FWM N``, group."""
+        if self.group is not None:
+            return f"group {self.group}"
+        if self.fwmark is not None:
+            return f"FWM {self.fwmark}"
+        return f"[{self.address}]:{self.protocol.value.lower()}:{self.port}"
+
+
+# --------------------------------------------------------------------------
+# the whole file
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    global_defs: GlobalDefs = GlobalDefs()
+    static_ipaddress: tuple[IPAddressSpec, ...] = ()
+    static_routes: tuple[RouteSpec, ...] = ()
+    static_rules: tuple[RuleSpec, ...] = ()
+    vrrp_scripts: tuple[VrrpScript, ...] = ()
+    vrrp_track_files: tuple[VrrpTrackFile, ...] = ()
+    vrrp_sync_groups: tuple[VrrpSyncGroup, ...] = ()
+    vrrp_instances: tuple[VrrpInstance, ...] = ()
+    virtual_server_groups: tuple[VirtualServerGroup, ...] = ()
+    virtual_servers: tuple[VirtualServer, ...] = ()
+    files: tuple[str, ...] = field(default=())  # every file read, includes too
+
+    def instance(self, name: str) -> VrrpInstance | None:
+        return next((i for i in self.vrrp_instances if i.name == name), None)
+
+    def script(self, name: str) -> VrrpScript | None:
+        return next((s for s in self.vrrp_scripts if s.name == name), None)
+
+    def vsg(self, name: str) -> VirtualServerGroup | None:
+        return next((g for g in self.virtual_server_groups if g.name == name), None)
