@@ -1,0 +1,270 @@
+"""keepalived.conf → typed model, with keepalived's verdict and clear diagnostics.
+
+``load(path)`` and ``load_text(text, name)`` never raise for bad input: the
+result carries the model (whatever could be parsed), every diagnostic, and the
+exit code ``keepalived -t`` would give.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pykeep.config import check_parser, global_parser, vrrp_parser
+from pykeep.config.diagnostics import EXIT_MISSING_PARAMETER, Diagnostic, Severity, exit_code_for
+from pykeep.config.lexer import Lexer
+from pykeep.config.model import Config, GlobalDefs, Loc, VrrpSyncGroup
+from pykeep.config.parser import SKIP, Abort, Keyword, Parser, State, Table
+from pykeep.config.validate import (
+    InterfaceExists,
+    sys_interface_exists,
+    validate,
+    validate_check,
+    validate_global,
+    validate_vrrp,
+)
+
+__all__ = ["Diagnostic", "LoadResult", "Severity", "default_config_id", "load", "load_text"]
+
+DEFAULT_PATH = "/etc/keepalived/keepalived.conf"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """The outcome of reading a configuration, as ``keepalived -t`` would judge it."""
+
+    config: Config
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    # keepalived stopped reading (a required parameter was missing): exit 2.
+    aborted: bool = False
+
+    @property
+    def worst(self) -> Severity:
+        return max((d.severity for d in self.diagnostics), default=Severity.OK)
+
+    @property
+    def exit_code(self) -> int:
+        if self.aborted:
+            return EXIT_MISSING_PARAMETER
+        return exit_code_for(self.worst)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def default_config_id() -> str:
+    """keepalived's default ``-i``: the host name up to the first dot (main.c)."""
+    return socket.gethostname().split(".", 1)[0]
+
+
+def _skipped(table: Table) -> Table:
+    return {name: SKIP for name in table}
+
+
+def _tables() -> tuple[Table, Table, Table, Table, Table]:
+    """The keyword tables: all sections at once, and keepalived's three passes.
+
+    keepalived -t reads the file three times (core/main.c): the parent with
+    only global_defs active, then the checker and the VRRP processes, each
+    with its own sections active and the others skipped (check_parser.c
+    check_init_keywords, vrrp_parser.c vrrp_init_keywords).
+    """
+    glob: Table = {}
+    vrrp: Table = {}
+    check: Table = {}
+    global_parser.install(glob)
+    vrrp_parser.install(vrrp)
+    check_parser.install(check)
+    track = {k: vrrp.pop(k) for k in ("track_file", "vrrp_track_file")}
+    combined = {**glob, **vrrp, **track, **check}
+    parent = {**glob, **_skipped(vrrp), **_skipped(track), **_skipped(check)}
+    checker = {**_skipped(glob), **_skipped(vrrp), **track, **check}
+    vrrp_pass = {**_skipped(glob), **vrrp, **track, **_skipped(check)}
+    vs = check["virtual_server"].sub
+    assert vs is not None
+    rs = vs["real_server"].sub
+    assert rs is not None
+    return combined, parent, checker, vrrp_pass, rs
+
+
+_ROOT, _PARENT, _CHECKER, _VRRP, _RS_TABLE = _tables()
+_COMMON: Table = {}
+check_parser.install_common(_COMMON, connection=True)
+_COMMON["nb_get_retry"] = _RS_TABLE["HTTP_GET"].sub["nb_get_retry"]  # type: ignore[index]
+
+# Diagnostics that mean the brace structure is off: then keepalived's passes,
+# which skip inactive sections by counting braces, can see different blocks.
+_STRUCTURE = frozenset(
+    {Severity.UNEXPECTED_BOB, Severity.UNEXPECTED_EOB, Severity.MISSING_BOB, Severity.MISSING_EOB}
+)
+
+
+def _irregular(parser: Parser) -> bool:
+    """Could keepalived's three passes disagree with our single one on this file?"""
+    return (
+        parser.brace_mismatch
+        or parser.lex.saw_escape
+        or any(d.severity in _STRUCTURE for d in parser.diagnostics)
+    )
+
+
+def _plugin_hook(p: Parser, word: str) -> Keyword | None:
+    return check_parser.plugin_keyword(p, word, _COMMON)
+
+
+def _parser(make_lexer: Callable[[bool], Lexer], table: Table) -> Parser:
+    lexer = make_lexer(table is _PARENT)
+    parser = Parser(lexer, table)
+    lexer._report = parser.report  # the lexer reports into the same list
+    parser.plugin_table = _RS_TABLE
+    parser.plugin_hook = _plugin_hook
+    return parser
+
+
+def _run(make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExists) -> LoadResult:
+    """One pass over all sections; keepalived's three passes when the braces are off."""
+    parser = _parser(make_lexer, _ROOT)
+    try:
+        parser.run()
+    except Abort:
+        if not _irregular(parser):
+            return LoadResult(Config(files=tuple(parser.lex.files)), parser.diagnostics, True)
+        return _run_passes(make_lexer, interface_exists)
+    except RecursionError:
+        parser.report(parser.lex.loc, Severity.FATAL, "configuration nested too deeply")
+        return LoadResult(Config(files=tuple(parser.lex.files)), parser.diagnostics)
+    if _irregular(parser):
+        return _run_passes(make_lexer, interface_exists)
+    validate(parser, interface_exists)
+    return LoadResult(_freeze(parser.state, parser.lex.files), parser.diagnostics)
+
+
+def _run_passes(
+    make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExists
+) -> LoadResult:
+    """keepalived's parent, checker and VRRP passes, in its order (main.c validate_config)."""
+    diagnostics: list[Diagnostic] = []
+    seen: set[tuple[object, str]] = set()
+    states: list[State] = []
+    files: list[str] = []
+    aborted = False
+    for table in (_PARENT, _CHECKER, _VRRP):
+        parser = _parser(make_lexer, table)
+        if states:
+            # The children inherit global_defs from the parent (main.c).
+            parser.state.global_defs = states[0].global_defs
+        try:
+            parser.run()
+            if table is _PARENT:
+                validate_global(parser)
+            elif table is _CHECKER:
+                validate_check(parser)
+            elif table is _VRRP:
+                validate_vrrp(parser, interface_exists)
+        except Abort:
+            aborted = True
+        except RecursionError:
+            parser.report(parser.lex.loc, Severity.FATAL, "configuration nested too deeply")
+        for d in parser.diagnostics:
+            key = (d.loc, d.message)
+            if key not in seen:
+                seen.add(key)
+                diagnostics.append(d)
+        states.append(parser.state)
+        files = parser.lex.files
+        if aborted:
+            return LoadResult(Config(files=tuple(files)), diagnostics, True)
+    parent, checker, vrrp = states
+    merged = vrrp
+    merged.global_defs = parent.global_defs
+    merged.accepted = parent.accepted
+    merged.virtual_server_groups = checker.virtual_server_groups
+    merged.virtual_servers = checker.virtual_servers
+    return LoadResult(_freeze(merged, files), diagnostics)
+
+
+def _freeze(st: State, files: list[str]) -> Config:
+    g = dict(st.global_defs)
+    g["accepted"] = tuple(st.accepted)
+    gd = GlobalDefs(**{k: v for k, v in g.items() if k in GlobalDefs.__dataclass_fields__})
+    groups: list[VrrpSyncGroup] = [sg for sg, _m in st.vrrp_sync_groups]
+    return Config(
+        global_defs=gd,
+        static_ipaddress=tuple(st.static_ipaddress),
+        static_routes=tuple(st.static_routes),
+        static_rules=tuple(st.static_rules),
+        vrrp_scripts=tuple(st.vrrp_scripts),
+        vrrp_track_files=tuple(st.vrrp_track_files),
+        vrrp_sync_groups=tuple(groups),
+        vrrp_instances=tuple(st.vrrp_instances),
+        virtual_server_groups=tuple(st.virtual_server_groups),
+        virtual_servers=tuple(vs for vs, _d in st.virtual_servers),
+        files=tuple(files),
+    )
+
+
+def load_text(
+    text: str,
+    name: str = "<string>",
+    config_id: str | None = None,
+    interface_exists: InterfaceExists | None = None,
+) -> LoadResult:
+    """Parse ``text`` as if it were file ``name`` (includes are resolved on disk)."""
+    cid = config_id if config_id is not None else default_config_id()
+
+    def make_lexer(literal_escapes: bool = False) -> Lexer:
+        lexer = Lexer(lambda *_a: None, cid, literal_escapes=literal_escapes)
+        lexer.open_text(name, text)
+        return lexer
+
+    return _run(make_lexer, interface_exists or sys_interface_exists)
+
+
+def load(
+    path: str,
+    config_id: str | None = None,
+    interface_exists: InterfaceExists | None = None,
+) -> LoadResult:
+    """Read the configuration file ``path`` the way ``keepalived -f PATH`` does.
+
+    keepalived 2.2.7 exits 0 from ``-t`` when the file is missing, or is not a
+    regular non-executable file (parser.c check_conf_file reports those at
+    level CONFIG_OK); we give the same verdict but say plainly that nothing
+    was checked.  ``LoadResult.config.files`` is then empty.
+    """
+    nothing = "nothing was checked: keepalived 2.2.7 also exits 0 here"
+    try:
+        st = os.stat(path)
+    except OSError:
+        diag = Diagnostic(
+            Loc(path, 0),
+            Severity.INFO,
+            f"Config files missing '{path}'. {nothing}",
+            "give the path of an existing keepalived.conf with -f",
+        )
+        return LoadResult(Config(), [diag])
+    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o111:
+        diag = Diagnostic(
+            Loc(path, 0),
+            Severity.INFO,
+            f"Configuration file '{path}' is not a regular non-executable file - skipping. "
+            + nothing,
+            f"chmod a-x {path}" if stat.S_ISREG(st.st_mode) else "give a regular file with -f",
+        )
+        return LoadResult(Config(), [diag])
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except OSError as exc:
+        diag = Diagnostic(
+            Loc(path, 0),
+            Severity.FILE_NOT_FOUND,
+            f"Unable to read configuration file {path} ({exc.strerror or exc})",
+            "make the file readable by the user running pykeep",
+        )
+        return LoadResult(Config(), [diag])
+    return load_text(text, path, config_id, interface_exists)

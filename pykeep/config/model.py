@@ -97,8 +97,8 @@ class GlobalDefs:
     script_user: str | None = None
     script_group: str | None = None
     vrrp_version: int = 2
-    vrrp_mcast_group4: ipaddress.IPv4Address = ipaddress.IPv4Address("224.0.0.18")
-    vrrp_mcast_group6: ipaddress.IPv6Address = ipaddress.IPv6Address("ff02::12")
+    vrrp_mcast_group4: ipaddress.IPv4Address = ipaddress.IPv4Address("224.0.0.18")  # noqa: RUF009 (immutable value)
+    vrrp_mcast_group6: ipaddress.IPv6Address = ipaddress.IPv6Address("ff02::12")  # noqa: RUF009 (immutable value)
     vrrp_garp_interval: float = 0.0
     vrrp_gna_interval: float = 0.0
     vrrp_garp_master_delay: float = 5.0

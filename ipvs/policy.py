@@ -1,0 +1,309 @@
+"""Which real servers a virtual server's pool holds, given their health.
+
+This module is pure: the configuration and plain health data in, a decision
+out.  It owns keepalived's pool policy (``check/ipwrapper.c`` and the
+``ipvs_cmd`` rewriting in ``check/ipvswrapper.c``):
+
+- who is in the pool, and with which weight (``inhibit_on_failure`` keeps a
+  failed server at weight 0 instead of removing it);
+- the initial health of a server (``alpha``: guilty until proven innocent);
+- quorum with hysteresis over the sum of live weights, its up/down
+  notifications, and the ``sorry_server`` that replaces the live servers
+  while quorum is lost (``sorry_server_inhibit`` keeps it at weight 0 when
+  idle);
+- MISC_CHECK dynamic weights (the health carries the effective weight);
+- ``ha_suspend`` (checkers pause while the virtual address is not ours);
+- ``omega`` (notifications on the way down).
+
+It never touches netlink, the clock or scripts: it says which scripts to run
+and the shell runs them.
+
+keepalived's code is event-driven and mutates ``rs->alive``/``rs->set``
+flags; here the same outcome is computed as a function of the current health
+and of the one piece of history that matters, whether quorum was up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from pykeep.config.model import (
+    IPAddress,
+    RealServer,
+    Script,
+    VirtualServer,
+    VirtualServerGroup,
+)
+
+from .table import IPVS_WEIGHT_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class RsHealth:
+    """What the checkers say about one real server.
+
+    ``weight`` is the effective weight when a MISC_CHECK with ``misc_dynamic``
+    set one (exit status - 2, keepalived check_misc.c); ``None`` means the
+    configured weight.
+    """
+
+    alive: bool
+    weight: int | None = None
+
+
+class QuorumEvent(Enum):
+    """A quorum change worth a notification (keepalived ``do_vs_notifies``)."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One real server (or the sorry server) the pool holds, with its kernel weight."""
+
+    rs: RealServer
+    weight: int
+    sorry: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDecision:
+    """The policy's answer for one virtual server."""
+
+    quorum_up: bool
+    members: tuple[Member, ...]
+    event: QuorumEvent | None = None
+    scripts: tuple[Script, ...] = ()  # quorum_up / quorum_down to run now
+    live_weight: int = 0
+
+
+def rs_key(vs: VirtualServer, rs: RealServer) -> str:
+    """The key health transitions use for a real server: ``VS-key/addr:port``.
+
+    The same server under two virtual servers is checked twice in keepalived,
+    so the key includes the virtual server.
+    """
+    host = f"[{rs.address}]" if rs.address.version == 6 else str(rs.address)
+    return f"{vs.key}/{host}:{rs.port if rs.port is not None else 0}"
+
+
+def real_weight(weight: int) -> int:
+    """Clamp an effective weight to what IPVS accepts (check_data.h ``real_weight``)."""
+    return max(0, min(weight, IPVS_WEIGHT_LIMIT))
+
+
+def inhibit(vs: VirtualServer, rs: RealServer) -> bool:
+    """``inhibit_on_failure`` of a real server, inherited from its virtual server."""
+    return vs.inhibit_on_failure if rs.inhibit_on_failure is None else rs.inhibit_on_failure
+
+
+def initial_health(vs: VirtualServer, rs: RealServer) -> RsHealth:
+    """A server's health before any checker has spoken.
+
+    A server without checkers is alive for good.  With checkers it starts
+    alive, unless one of its checkers is in alpha mode (the checker's own
+    ``alpha``, else the real server's, else the virtual server's): then it
+    starts failed (check_data.c ``check_check_config``/``validate_check_config``).
+    """
+    rs_alpha = vs.alpha if rs.alpha is None else rs.alpha
+    for checker in rs.checkers:
+        c_alpha = checker.common.alpha
+        if (rs_alpha if c_alpha is None else c_alpha) is True:
+            return RsHealth(alive=False)
+    return RsHealth(alive=True)
+
+
+def effective_weight(rs: RealServer, health: RsHealth) -> int:
+    return rs.weight if health.weight is None else health.weight
+
+
+def live_weight(vs: VirtualServer, health: Mapping[str, RsHealth]) -> int:
+    """Sum of the weights of alive servers (ipwrapper.c ``weigh_live_realservers``)."""
+    total = 0
+    for rs in vs.real_servers:
+        h = _health_of(vs, rs, health)
+        if h.alive:
+            total += real_weight(effective_weight(rs, h))
+    return total
+
+
+def _health_of(vs: VirtualServer, rs: RealServer, health: Mapping[str, RsHealth]) -> RsHealth:
+    h = health.get(rs_key(vs, rs))
+    if h is None:
+        return initial_health(vs, rs)
+    if not rs.checkers:
+        # No checker can fail it: a server without checkers stays alive.
+        return RsHealth(alive=True, weight=h.weight)
+    return h
+
+
+def effective_quorum(vs: VirtualServer) -> int:
+    """``quorum``, reduced to the total configured weight when it exceeds it.
+
+    keepalived (check_data.c ``validate_check_config``) warns and lowers it,
+    "otherwise we will never be able to come up"; the model keeps what the
+    file says, so the reduction happens here.
+    """
+    return min(vs.quorum, sum(rs.weight for rs in vs.real_servers))
+
+
+def next_quorum(vs: VirtualServer, total: int, quorum_up: bool | None) -> bool:
+    """Quorum after a change (ipwrapper.c ``update_quorum_state``).
+
+    At start (``quorum_up`` None) quorum is up when the live weight reaches
+    ``quorum + hysteresis`` (``set_quorum_states`` sees no server alive yet,
+    so the first ``update_quorum_state`` applies the gaining threshold).
+    Once up it is lost when the live weight falls below
+    ``quorum - hysteresis``, or when it reaches zero even if quorum is 0.
+    """
+    quorum = effective_quorum(vs)
+    if quorum_up is None or not quorum_up:
+        return total >= quorum + vs.hysteresis
+    threshold = quorum - vs.hysteresis
+    return not (total == 0 or total < threshold)
+
+
+def decide(
+    vs: VirtualServer,
+    health: Mapping[str, RsHealth],
+    quorum_up: bool | None = None,
+) -> PoolDecision:
+    """The pool of ``vs`` for this health, and any quorum change since ``quorum_up``.
+
+    ``health`` is keyed by :func:`rs_key`; a missing key means no checker
+    has reported yet (:func:`initial_health`).  ``quorum_up`` is the
+    previous decision's, or None at start.
+
+    Pool rules, from ipwrapper.c and ipvswrapper.c ``ipvs_cmd``:
+    - an alive server is in the pool at its effective weight;
+    - a failed server is removed, unless it inhibits: then it stays at 0
+      (``ipvs_cmd`` turns DEL_DEST into EDIT_DEST weight 0 and
+      ``init_service_rs`` adds inhibited servers at weight 0 at start);
+    - while quorum is lost and there is a sorry server, the live servers
+      leave the pool (inhibited ones stay at weight 0) and the sorry server
+      takes it (``update_quorum_state``/``perform_quorum_state``);
+    - an idle sorry server is absent, or present at weight 0 with
+      ``sorry_server_inhibit`` (``init_service_vs``).
+    """
+    total = live_weight(vs, health)
+    up = next_quorum(vs, total, quorum_up)
+
+    event: QuorumEvent | None = None
+    scripts: tuple[Script, ...] = ()
+    if quorum_up is None:
+        # At start keepalived only notifies a quorum that is up, or a down one
+        # that brings in the sorry server (update_quorum_state with init set).
+        if up:
+            event = QuorumEvent.UP
+        elif vs.sorry_server is not None:
+            event = QuorumEvent.DOWN
+    elif up != quorum_up:
+        event = QuorumEvent.UP if up else QuorumEvent.DOWN
+    if event is QuorumEvent.UP and vs.quorum_up is not None:
+        scripts = (vs.quorum_up,)
+    elif event is QuorumEvent.DOWN and vs.quorum_down is not None:
+        scripts = (vs.quorum_down,)
+
+    sorry_active = vs.sorry_server is not None and not up
+    members: list[Member] = []
+    for rs in vs.real_servers:
+        h = _health_of(vs, rs, health)
+        if h.alive and not sorry_active:
+            members.append(Member(rs, real_weight(effective_weight(rs, h))))
+        elif inhibit(vs, rs):
+            members.append(Member(rs, 0))
+    if vs.sorry_server is not None:
+        s = vs.sorry_server
+        if sorry_active:
+            members = [m for m in members if not _same_dest(m.rs, s)]
+            members.append(Member(s, real_weight(s.weight), sorry=True))
+        elif vs.sorry_server_inhibit and not any(_same_dest(m.rs, s) for m in members):
+            members.append(Member(s, 0, sorry=True))
+    return PoolDecision(
+        quorum_up=up, members=tuple(members), event=event, scripts=scripts, live_weight=total
+    )
+
+
+def _same_dest(a: RealServer, b: RealServer) -> bool:
+    # keepalived's s_svr_duplicates_rs: a sorry server that is also a real server
+    return a.address == b.address and a.port == b.port
+
+
+def stop_scripts(
+    vs: VirtualServer, health: Mapping[str, RsHealth], quorum_up: bool
+) -> tuple[Script, ...]:
+    """Scripts to run on shutdown: only in ``omega`` mode (ipwrapper.c ``do_vs_notifies``).
+
+    Every alive server gets its ``notify_down`` and, if quorum was up, the
+    virtual server its ``quorum_down`` (``clear_service_rs``, ``update_vs_notifies``).
+    """
+    if not vs.omega:
+        return ()
+    out: list[Script] = []
+    for rs in vs.real_servers:
+        if _health_of(vs, rs, health).alive and rs.notify_down is not None:
+            out.append(rs.notify_down)
+    if quorum_up and vs.quorum_down is not None:
+        out.append(vs.quorum_down)
+    return tuple(out)
+
+
+def checkers_active(
+    vs: VirtualServer,
+    local_addresses: Collection[IPAddress],
+    group: VirtualServerGroup | None = None,
+) -> bool:
+    """Whether the checkers of ``vs`` run (check_api.c ``update_checker_activity``).
+
+    With ``ha_suspend`` they run only while one of the virtual server's
+    addresses is configured on this host, i.e. while the VRRP instance that
+    owns the VIP is MASTER.  Without an address (fwmark) nothing can match,
+    so the checkers stay suspended, as in keepalived.
+    """
+    if not vs.ha_suspend:
+        return True
+    if vs.address is not None:
+        return vs.address in local_addresses
+    if group is not None:
+        for e in group.entries:
+            if e.address is None:
+                continue
+            last = e.last if e.last is not None else e.address
+            for a in local_addresses:
+                if a.version == e.address.version and e.address <= a <= last:  # type: ignore[operator]
+                    return True
+    return False
+
+
+def misc_dynamic_health(status: int) -> RsHealth:
+    """Turn a MISC_CHECK ``misc_dynamic`` exit status into health (check_misc.c).
+
+    0 is up at the configured weight, 1 is down, 2..255 is up at weight
+    ``status - 2``; anything else is down.
+    """
+    if status == 0:
+        return RsHealth(alive=True, weight=None)
+    if 2 <= status <= 255:
+        return RsHealth(alive=True, weight=status - 2)
+    return RsHealth(alive=False)
+
+
+__all__ = [
+    "Member",
+    "PoolDecision",
+    "QuorumEvent",
+    "RsHealth",
+    "checkers_active",
+    "decide",
+    "effective_quorum",
+    "initial_health",
+    "live_weight",
+    "misc_dynamic_health",
+    "next_quorum",
+    "real_weight",
+    "rs_key",
+    "stop_scripts",
+]

@@ -1,0 +1,189 @@
+"""The IPVS service: keeps the kernel's table equal to config + health.
+
+This is the thin shell around the pure core.  It holds the only state the
+core needs across events (each real server's health, each virtual
+server's quorum) and, on every change, recomputes the desired table,
+diffs it against what it last applied, and sends the difference:
+
+- ``start``: read the kernel table back, flush it with ``lvs_flush``,
+  set ``lvs_timeouts``, adopt what already matches and fix the rest;
+- ``transition``: a health change from the checkers (keys are
+  ``policy.rs_key``), ignored while ``ha_suspend`` holds the checkers;
+- ``reload``: a new configuration; health survives for servers that still
+  exist (keepalived check_daemon.c ``migrate_checkers``), so an unchanged
+  reload sends nothing and a changed weight one EDIT;
+- ``vrrp_state``: drives ``lvs_sync_daemon`` (master while the named VRRP
+  instance is MASTER, backup otherwise) and ``ha_suspend``;
+- ``stop``: remove what pykeep added, or flush with ``lvs_flush_on_stop``,
+  and run the ``omega`` notifications.
+
+``Reconciler`` is synchronous (tests drive it directly); ``run`` is the
+trio task that feeds it from a channel of transitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+import trio
+
+from pykeep.config.model import Config, IPAddress, LvsSyncDaemon, Script
+
+from .desired import desired_table
+from .diff import Op, diff
+from .policy import PoolDecision, RsHealth, checkers_active, decide, rs_key, stop_scripts
+from .table import ServiceKey, Table, copy_table
+
+log = structlog.get_logger("ipvs")
+
+
+class KernelLike(Protocol):
+    """What the reconciler needs of ``netlink.Kernel`` (a fake in pure tests)."""
+
+    def read(self, with_stats: bool = False) -> Table: ...
+    def apply(self, ops: Collection[Op]) -> None: ...
+    def flush(self) -> None: ...
+    def start_sync_daemon(self, d: LvsSyncDaemon, master: bool) -> None: ...
+    def stop_sync_daemon(self, master: bool) -> None: ...
+
+
+@dataclass
+class Reconciler:
+    """Config + health → kernel, one event at a time."""
+
+    config: Config
+    kernel: KernelLike
+    pending_scripts: list[Script] = field(default_factory=list)
+    health: dict[str, RsHealth] = field(default_factory=dict)
+    quorum: dict[str, bool] = field(default_factory=dict)
+    local_addresses: set[IPAddress] = field(default_factory=set)
+    applied: Table = field(default_factory=dict)
+    owned: set[ServiceKey] = field(default_factory=set)
+    log: list[Op] = field(default_factory=list)
+    sync_master: bool | None = None  # the sync daemon we run: master, backup, none
+
+    def _decisions(self) -> dict[str, PoolDecision]:
+        out: dict[str, PoolDecision] = {}
+        for vs in self.config.virtual_servers:
+            d = decide(vs, self.health, self.quorum.get(vs.key))
+            out[vs.key] = d
+            self.quorum[vs.key] = d.quorum_up
+            for s in d.scripts:
+                self.pending_scripts.append(s)
+        return out
+
+    def _sync(self, current: Table, prune: Collection[ServiceKey] | None) -> list[Op]:
+        want = desired_table(self.config, self._decisions())
+        ops = diff(current, want, prune)
+        if ops:
+            try:
+                self.kernel.apply(ops)
+            except RuntimeError:
+                # Some operations failed: trust the kernel from now on, so the
+                # next event diffs against what it really holds.
+                self.applied = self.kernel.read()
+                raise
+            self.log.extend(ops)
+        self.applied = want
+        self.owned = set(want)
+        return ops
+
+    def start(self) -> list[Op]:
+        """Adopt the kernel's table: keep what matches, fix or add the rest."""
+        g = self.config.global_defs
+        if g.lvs_flush:
+            self.kernel.flush()
+        current = self.kernel.read()
+        return self._sync(current, None if g.lvs_flush else set())
+
+    def transition(self, key: str, up: bool, weight: int | None = None) -> list[Op]:
+        """One real server changed state (or dynamic weight)."""
+        vs = next((v for v in self.config.virtual_servers if key.startswith(v.key + "/")), None)
+        if vs is not None and not checkers_active(
+            vs, self.local_addresses, self.config.vsg(vs.group) if vs.group else None
+        ):
+            return []
+        self.health[key] = RsHealth(up, weight)
+        return self._sync(self.applied, set())
+
+    def reload(self, config: Config) -> list[Op]:
+        """Switch to ``config``; health of servers that remain is kept."""
+        keys = {rs_key(v, r) for v in config.virtual_servers for r in v.real_servers}
+        self.health = {k: h for k, h in self.health.items() if k in keys}
+        vs_keys = {v.key for v in config.virtual_servers}
+        self.quorum = {k: q for k, q in self.quorum.items() if k in vs_keys}
+        old_owned = set(self.owned)
+        self.config = config
+        return self._sync(self.applied, old_owned)
+
+    def vrrp_state(self, instance: str, master: bool, addresses: Collection[IPAddress]) -> None:
+        """A VRRP instance changed state; ``addresses`` are the local addresses now.
+
+        ``lvs_sync_daemon`` follows its instance: master daemon while MASTER,
+        backup daemon otherwise (keepalived vrrp/vrrp_lvs.c ``ipvs_syncd_master``
+        / ``ipvs_syncd_backup``).  ``ha_suspend`` reads ``addresses``.
+        """
+        self.local_addresses = set(addresses)
+        d = self.config.global_defs.lvs_sync_daemon
+        if d is None or d.vrrp_instance != instance or self.sync_master is master:
+            return
+        if self.sync_master is not None:
+            self.kernel.stop_sync_daemon(self.sync_master)
+        self.kernel.start_sync_daemon(d, master)
+        self.sync_master = master
+
+    def stop(self) -> None:
+        """Remove our services (or flush everything with ``lvs_flush_on_stop``)."""
+        for vs in self.config.virtual_servers:
+            for s in stop_scripts(vs, self.health, self.quorum.get(vs.key, False)):
+                self.pending_scripts.append(s)
+        if self.config.global_defs.lvs_flush_on_stop:
+            self.kernel.flush()
+        else:
+            ops = diff(copy_table(self.applied), {}, set(self.applied))
+            if ops:
+                self.kernel.apply(ops)
+                self.log.extend(ops)
+        self.applied = {}
+        if self.sync_master is not None:
+            self.kernel.stop_sync_daemon(self.sync_master)
+            self.sync_master = None
+
+
+async def run(
+    reconciler: Reconciler,
+    transitions: trio.MemoryReceiveChannel[tuple[str, bool, int | None]],
+    on_ops: Callable[[list[Op]], Awaitable[None]] | None = None,
+) -> None:
+    """Feed transitions to ``reconciler`` until the channel closes or we are cancelled.
+
+    Netlink calls run in a worker thread: a large sync must not stall the
+    VRRP timers sharing the event loop.  On the way out the table is
+    cleaned (``stop``), shielded from the cancellation that ended us.
+    """
+    from pykeep.scripts import run_script
+
+    async def scripts(nursery: trio.Nursery) -> None:
+        while reconciler.pending_scripts:
+            nursery.start_soon(run_script, reconciler.pending_scripts.pop(0))
+
+    async with trio.open_nursery() as nursery:
+        await trio.to_thread.run_sync(reconciler.start)
+        await scripts(nursery)
+        try:
+            async for key, up, weight in transitions:
+                try:
+                    ops = await trio.to_thread.run_sync(reconciler.transition, key, up, weight)
+                except RuntimeError as e:
+                    log.error("ipvs sync failed", server=key, reason=str(e))
+                    continue
+                await scripts(nursery)
+                if on_ops is not None and ops:
+                    await on_ops(ops)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(reconciler.stop)
+                await scripts(nursery)

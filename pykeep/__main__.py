@@ -1,0 +1,5 @@
+"""``python -m pykeep`` is the ``pykeep`` command."""
+
+from pykeep.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1064 @@
+"""LVS keywords: virtual_server_group, virtual_server, real_server and every checker.
+
+Mirrors keepalived/check/check_parser.c and the ``install_*_check_keyword``
+functions of check_{tcp,http,misc,smtp,dns,udp,ping,file}.c plus
+check_api.c ``install_checker_common_keywords``.  A block keyword inside a
+real_server that is not a built-in checker is offered to the checker plugins
+(``healthcheck.plugin.registered_checkers``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from pykeep.config.diagnostics import Severity
+from pykeep.config.lexer import Line
+from pykeep.config.model import (
+    CheckerCommon,
+    DnsCheck,
+    FileCheck,
+    HttpCheck,
+    HttpUrl,
+    LbKind,
+    MiscCheck,
+    PingCheck,
+    PluginCheck,
+    Protocol,
+    RealServer,
+    SmtpCheck,
+    StatusRange,
+    TcpCheck,
+    Tunnel,
+    UdpCheck,
+    VirtualServer,
+    VirtualServerGroup,
+    VsgEntry,
+)
+from pykeep.config.parser import (
+    TIMER_MAX,
+    UINT_TIMER_MAX,
+    Keyword,
+    Parser,
+    Table,
+    block,
+    frozen,
+    generic,
+    kw,
+)
+
+_MAX_TIMER = TIMER_MAX
+_CHECKERS = (
+    "MISC_CHECK",
+    "SMTP_CHECK",
+    "TCP_CHECK",
+    "PING_CHECK",
+    "UDP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "DNS_CHECK",
+    "FILE_CHECK",
+    "BFD_CHECK",
+)
+
+
+def _port(p: Parser, s: str, line: Line) -> int | None:
+    return p.to_int(s, 0, 65535, line.loc, "port")
+
+
+# -- virtual_server_group ---------------------------------------------------------
+
+
+def _vsg(p: Parser, line: Line) -> None:
+    name = p.arg(line)
+    entries: list[VsgEntry] = []
+    for ln in p.value_block(line, skip_name=True):
+        e = _vsg_entry(p, ln)
+        if e is not None:
+            entries.append(e)
+    if name is None:
+        return
+    v4 = any(e.address is not None and e.address.version == 4 for e in entries)
+    v6 = any(e.address is not None and e.address.version == 6 for e in entries)
+    if entries and v4 and v6 and any(e.fwmark is not None for e in entries):
+        p.report(
+            line.loc,
+            Severity.GENERAL_ERROR,
+            f"virtual server group {name} cannot have IPv4, IPv6 and fwmark without family"
+            " - removing",
+            "split the group by address family",
+        )
+        return
+    if not entries:
+        p.report(
+            line.loc,
+            Severity.GENERAL_ERROR,
+            f"virtual server group {name} has no entries - removing",
+            "list 'IP PORT', 'IP-LAST PORT' or 'fwmark N' lines in the group",
+        )
+        return
+    p.state.virtual_server_groups.append(VirtualServerGroup(name, tuple(entries), line.loc))
+
+
+def _vsg_entry(p: Parser, ln: Line) -> VsgEntry | None:
+    w = ln.words
+    if w[0] == "fwmark":
+        p.arg(ln)
+        fw = p.to_int(w[1], 1, 2**32 - 1, ln.loc, "fwmark")
+        return VsgEntry(fwmark=fw, loc=ln.loc) if fw is not None else None
+    text = w[0]
+    last_text = None
+    if "-" in text:
+        text, last_text = text.split("-", 1)
+    try:
+        first = ipaddress.ip_address(text)
+    except ValueError:
+        p.report(
+            ln.loc,
+            Severity.GENERAL_ERROR,
+            f"Invalid virtual server group IP address {w[0]} - skipping",
+            "write 'IP PORT' or 'IP-LASTOCTET PORT', e.g. 10.0.0.1-10 80",
+        )
+        return None
+    last = first
+    if last_text:
+        try:
+            if first.version == 4:
+                n = int(last_text)
+                if not 0 <= n <= 255 or n < int(first) & 0xFF:
+                    raise ValueError
+                last = ipaddress.ip_address((int(first) & ~0xFF) | n)
+            else:
+                n = int(last_text, 16)
+                if not 0 <= n <= 0xFFFF or n < int(first) & 0xFFFF:
+                    raise ValueError
+                last = ipaddress.ip_address((int(first) & ~0xFFFF) | n)
+        except ValueError:
+            p.report(
+                ln.loc,
+                Severity.GENERAL_ERROR,
+                f"Invalid virtual server group IP range {w[0]} - skipping",
+            )
+            return None
+    port = None
+    if len(w) > 1:
+        port = _port(p, w[1], ln)
+    return VsgEntry(first, last, port, loc=ln.loc)
+
+
+# -- virtual_server --------------------------------------------------------------
+
+
+def _vs(p: Parser, line: Line) -> None:
+    w = line.words
+    d: dict[str, Any] = {"loc": line.loc, "real_servers": []}
+    p.state.cur["vs"] = d
+    if len(w) < 2:
+        p.arg(line)
+        p.skip_block()
+        p.state.cur["vs"] = None
+        return
+    if w[1] == "group":
+        if len(w) < 3:
+            p.arg(line, 2)
+            p.skip_block()
+            p.state.cur["vs"] = None
+            return
+        d["group"] = w[2]
+    elif w[1] == "fwmark":
+        fw = p.to_int(w[2], 1, 2**32 - 1, line.loc, "fwmark") if len(w) > 2 else None
+        if fw is None:
+            p.error("virtual server fwmark needs a value", "write 'virtual_server fwmark N'")
+            p.skip_block()
+            p.state.cur["vs"] = None
+            return
+        d["fwmark"] = fw
+    else:
+        a = p.ip(w[1], line.loc, "virtual server IP address")
+        port = _port(p, w[2], line) if len(w) > 2 else 0
+        if a is None or port is None:
+            p.skip_block()
+            p.state.cur["vs"] = None
+            return
+        d["address"] = a
+        d["port"] = port
+        d["family"] = a.version
+
+
+def _d(p: Parser) -> dict[str, Any]:
+    return p.state.cur.get("vs") or {}
+
+
+def _rs_or_vs(p: Parser) -> dict[str, Any]:
+    rs = p.state.cur.get("rs")
+    return rs if rs is not None else _d(p)
+
+
+def _vs_timer(key: str, lo: float = 0.000001, hi: float = _MAX_TIMER) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.decimal_arg(line, lo, hi)
+        if v is not None:
+            _rs_or_vs(p)[key] = v
+
+    return handler
+
+
+def _vs_int(key: str, lo: int, hi: int) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.int_arg(line, lo, hi)
+        if v is not None:
+            _rs_or_vs(p)[key] = v
+
+    return handler
+
+
+def _vs_flag(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        _rs_or_vs(p)[key] = p.flag(line)
+
+    return handler
+
+
+# check_parser.c lvs_schedulers
+LVS_SCHEDULERS = (
+    "rr",
+    "wrr",
+    "lc",
+    "wlc",
+    "lblc",
+    "sh",
+    "mh",
+    "dh",
+    "fo",
+    "ovf",
+    "lblcr",
+    "sed",
+    "nq",
+    "twos",
+)
+
+
+def _lb_algo(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    if v not in LVS_SCHEDULERS:
+        p.error(
+            f"Invalid lvs_scheduler '{v}' - ignoring",
+            "use an IPVS scheduler: " + ", ".join(LVS_SCHEDULERS),
+        )
+        return
+    _d(p)["lb_algo"] = v
+
+
+def _lb_flag(p: Parser, line: Line) -> None:
+    d = _d(p)
+    if line.words[0] == "ops":
+        d["ops"] = True
+    else:
+        d.setdefault("sched_flags", []).append(line.words[0])
+
+
+def _forwarding(p: Parser, line: Line) -> tuple[LbKind | None, Tunnel | None]:
+    v = p.arg(line)
+    if v is None:
+        return None, None
+    if v in ("NAT", "DR", "TUN"):
+        tunnel = None
+        if v == "TUN":
+            opts: dict[str, Any] = {}
+            w = line.words
+            i = 2
+            while i < len(w):
+                o = w[i]
+                if o == "type" and i + 1 < len(w):
+                    opts["tun_type"] = w[i + 1]
+                    i += 2
+                elif o == "port" and i + 1 < len(w):
+                    opts["port"] = _port(p, w[i + 1], line)
+                    i += 2
+                elif o in ("nocsum", "csum", "remcsum"):
+                    opts[o] = True
+                    i += 1
+                else:
+                    p.error(f"Unknown TUN option {o}")
+                    i += 1
+            tunnel = Tunnel(**opts)
+        return LbKind(v), tunnel
+    if v == "FNAT":
+        hint = (
+            "lb_kind FNAT (FULLNAT) exists only in the Alibaba FULLNAT IPVS fork, not in "
+            "mainline IPVS/keepalived; use lb_kind NAT (or DR/TUN)"
+        )
+    else:
+        hint = "write lb_kind NAT, DR or TUN"
+    p.error(f"PARSER : unknown [{v}] routing method for virtual server.", hint)
+    return None, None
+
+
+def _vs_forwarding(p: Parser, line: Line) -> None:
+    kind, tunnel = _forwarding(p, line)
+    if kind is not None:
+        d = _d(p)
+        d["lb_kind"] = kind
+        if tunnel is not None:
+            d["tunnel"] = tunnel
+
+
+def _rs_forwarding(p: Parser, line: Line) -> None:
+    kind, tunnel = _forwarding(p, line)
+    rs = p.state.cur.get("rs")
+    if kind is not None and rs is not None:
+        rs["lb_kind"] = kind
+        if tunnel is not None:
+            rs["tunnel"] = tunnel
+
+
+def _ss_forwarding(p: Parser, line: Line) -> None:
+    kind, tunnel = _forwarding(p, line)
+    if kind is not None:
+        _d(p)["_ss_kind"] = (kind, tunnel)
+
+
+def _pto(p: Parser, line: Line) -> None:
+    if len(line.words) < 2:
+        _d(p)["persistence_timeout"] = 360
+        return
+    v = p.int_arg(line, 1, 2678400)
+    if v is not None:
+        _d(p)["persistence_timeout"] = v
+
+
+def _pgr(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    try:
+        if "." in v:
+            mask = ipaddress.IPv4Address(v)
+            ipaddress.IPv4Network(f"0.0.0.0/{v}")
+            _d(p)["persistence_granularity"] = mask
+        else:
+            n = int(v)
+            if not 1 <= n <= 128:
+                raise ValueError
+            _d(p)["persistence_granularity"] = n
+    except ValueError:
+        p.error(
+            f"Invalid persistence_granularity specified - {v}",
+            "write a netmask (255.255.255.0) or an IPv6 prefix length (1-128)",
+        )
+
+
+def _proto(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    u = v.upper()
+    if u in ("TCP", "UDP", "SCTP"):
+        _d(p)["protocol"] = Protocol(u)
+        _d(p)["_proto_set"] = line.loc
+    else:
+        p.error(f"Unknown protocol {v} - ignoring", "write protocol TCP, UDP or SCTP")
+
+
+def _ip_family(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    if v == "inet":
+        _d(p)["family"] = 4
+    elif v == "inet6":
+        _d(p)["family"] = 6
+    else:
+        p.error(f"unknown address family {v}", "write ip_family inet or inet6")
+
+
+def _virtualhost(p: Parser, line: Line) -> None:
+    who = "real server" if p.state.cur.get("rs") is not None else "virtual server"
+    v = p.opt_arg(line, f"{who} virtualhost missing")
+    if v is not None:
+        _rs_or_vs(p)["virtualhost"] = v
+
+
+def _quorum_script(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        sc = p.script(line, key)
+        if sc is None:
+            return
+        if key in _d(p):
+            p.error(
+                f"{key} script already specified - ignoring {sc.path}",
+                f"give {key} once per virtual_server",
+            )
+            return
+        _d(p)[key] = sc
+
+    return handler
+
+
+def _ssvr(p: Parser, line: Line) -> None:
+    w = line.words
+    if len(w) < 2:
+        p.arg(line)
+        return
+    a = p.ip(w[1], line.loc, "sorry server address")
+    port = _port(p, w[2], line) if len(w) > 2 else None
+    if a is not None:
+        _d(p)["_sorry"] = RealServer(a, port, loc=line.loc)
+
+
+def _alpha(p: Parser, line: Line) -> None:
+    _rs_or_vs(p)["alpha"] = p.flag(line)
+
+
+def _omega(p: Parser, line: Line) -> None:
+    _d(p)["omega"] = p.flag(line)
+
+
+_VS_FIELDS = set(VirtualServer.__dataclass_fields__)
+
+
+def _vs_end(p: Parser) -> None:
+    d = p.state.cur.pop("vs", None)
+    if d is None:
+        return
+    sorry = d.pop("_sorry", None)
+    ss_kind = d.pop("_ss_kind", None)
+    if sorry is not None:
+        if ss_kind is not None:
+            sorry = RealServer(
+                sorry.address, sorry.port, lb_kind=ss_kind[0], tunnel=ss_kind[1], loc=sorry.loc
+            )
+        d["sorry_server"] = sorry
+    fields = frozen(d, _VS_FIELDS)
+    p.state.virtual_servers.append((VirtualServer(**fields), d))
+
+
+# -- real_server -----------------------------------------------------------------
+
+
+def _rs(p: Parser, line: Line) -> None:
+    w = line.words
+    if len(w) < 2:
+        p.arg(line)
+        p.skip_block()
+        p.state.cur["rs"] = None
+        return
+    a = p.ip(w[1], line.loc, "real server IP address")
+    port = _port(p, w[2], line) if len(w) > 2 else None
+    if a is None:
+        p.skip_block()
+        p.state.cur["rs"] = None
+        return
+    p.state.cur["rs"] = {"address": a, "port": port, "loc": line.loc, "checkers": []}
+
+
+def _rs_weight(p: Parser, line: Line) -> None:
+    v = p.int_arg(line, 0, 2**31 - 1)
+    rs = p.state.cur.get("rs")
+    if v is not None and rs is not None:
+        rs["weight"] = v
+
+
+def _rs_int(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.int_arg(line, 0, 2**32 - 1)
+        rs = p.state.cur.get("rs")
+        if v is not None and rs is not None:
+            rs[key] = v
+
+    return handler
+
+
+def _rs_notify(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        sc = p.script(line, key)
+        rs = p.state.cur.get("rs")
+        if sc is not None and rs is not None:
+            if key in rs:
+                p.error(
+                    f"{key} script already specified - ignoring {sc.path}",
+                    f"give {key} once per real_server",
+                )
+                return
+            rs[key] = sc
+
+    return handler
+
+
+_RS_FIELDS = set(RealServer.__dataclass_fields__)
+
+
+def _rs_end(p: Parser) -> None:
+    rs = p.state.cur.pop("rs", None)
+    vs = p.state.cur.get("vs")
+    if rs is None or vs is None:
+        return
+    fields = frozen(rs, _RS_FIELDS)
+    vs["real_servers"].append(RealServer(**fields))
+
+
+# -- checkers --------------------------------------------------------------------
+
+
+def _ck(p: Parser) -> dict[str, Any]:
+    c = p.state.cur.get("ck")
+    return c if c is not None else {}
+
+
+def _common(p: Parser) -> dict[str, Any]:
+    c = p.state.cur.get("ck")
+    if c is None:
+        return {}
+    host: dict[str, Any] | None = c.get("_host")
+    common: dict[str, Any] = c["_common"]
+    return host if host is not None else common
+
+
+def _checker(keyword: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        p.state.cur["ck"] = {"keyword": keyword, "_common": {"loc": line.loc}, "_loc": line.loc}
+
+    return handler
+
+
+def _co_ip(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.arg(line)
+        if v is None:
+            return
+        a = p.ip(v, line.loc, key)
+        if a is not None:
+            _common(p)[key] = a
+
+    return handler
+
+
+def _co_port(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.arg(line)
+        if v is not None:
+            n = _port(p, v, line)
+            if n is not None:
+                _common(p)[key] = n
+
+    return handler
+
+
+def _co_timer(key: str, lo: float = 0.000001, hi: float = _MAX_TIMER) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.decimal_arg(line, lo, hi)
+        if v is not None:
+            _common(p)[key] = v
+
+    return handler
+
+
+def _co_int(key: str, lo: int, hi: int) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.int_arg(line, lo, hi)
+        if v is not None:
+            _common(p)[key] = v
+
+    return handler
+
+
+def _co_str(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.arg(line)
+        if v is not None:
+            _common(p)[key] = v
+
+    return handler
+
+
+def _co_flag(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        _common(p)[key] = p.flag(line)
+
+    return handler
+
+
+def _nb_get_retry(p: Parser, line: Line) -> None:
+    p.deprecated(
+        line, "nb_get_retry is deprecated - please use 'retry'", "rename nb_get_retry to retry"
+    )
+    v = p.int_arg(line, 0, 2**32 - 1)
+    if v is not None:
+        _common(p)["retry"] = v
+
+
+def install_common(t: Table, connection: bool) -> None:
+    """check_api.c install_checker_common_keywords."""
+    if connection:
+        kw(t, "connect_ip", _co_ip("connect_ip"))
+        kw(t, "connect_port", _co_port("connect_port"))
+        kw(t, "bindto", _co_ip("bindto"))
+        kw(t, "bind_port", _co_port("bind_port"))
+        kw(t, "bind_if", _co_str("bind_if"))
+        kw(t, "connect_timeout", _co_timer("connect_timeout", 0.000001, UINT_TIMER_MAX))
+        kw(t, "fwmark", _co_int("fwmark", 1, 2**32 - 1))
+    kw(t, "retry", _co_int("retry", 0, 2**32 - 1))
+    kw(t, "delay_before_retry", _co_timer("delay_before_retry", 0))
+    kw(t, "warmup", _co_timer("warmup", 0))
+    kw(t, "delay_loop", _co_timer("delay_loop"))
+    kw(t, "alpha", _co_flag("alpha"))
+    kw(t, "log_all_failures", _co_flag("log_all_failures"))
+
+
+_MISSING = {
+    "helo_name": "SMTP_CHECK helo name missing",
+    "virtualhost": "HTTP_GET virtualhost name missing",
+}
+
+
+def _ck_set(key: str, conv: str = "str") -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        c = _ck(p)
+        if conv == "flag":
+            c[key] = p.flag(line)
+            return
+        v = p.opt_arg(line, _MISSING[key]) if key in _MISSING else p.arg(line)
+        if v is not None:
+            c[key] = v
+
+    return handler
+
+
+def _http_protocol(p: Parser, line: Line) -> None:
+    v = p.opt_arg(line, "Missing http_protocol version")
+    if v is None:
+        return
+    if v in ("1.0", "1.1", "1.0C", "1.0c"):
+        _ck(p)["http_protocol"] = v.upper() if v.endswith("c") else v
+    else:
+        p.error(f"Invalid http_protocol {v}", "write http_protocol 1.0, 1.0C or 1.1")
+
+
+def _url(p: Parser, line: Line) -> None:
+    _ck(p)["_url"] = {"loc": line.loc}
+
+
+def _url_d(p: Parser) -> dict[str, Any]:
+    u = _ck(p).get("_url")
+    return u if u is not None else {}
+
+
+def _path(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is not None:
+        _url_d(p)["path"] = v
+
+
+def _digest(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    if len(v) != 32 or any(c not in "0123456789abcdefABCDEF" for c in v):
+        p.error(
+            f"digest '{v}' is not a valid MD5 digest", "write 32 hex digits, as genhash prints them"
+        )
+        return
+    _url_d(p)["digest"] = v.lower()
+
+
+def _status_code(p: Parser, line: Line) -> None:
+    ranges = _url_d(p).setdefault("status_codes", [])
+    for w in line.words[1:]:
+        lo_s, _, hi_s = w.partition("-")
+        try:
+            lo = int(lo_s)
+            hi = int(hi_s) if hi_s else lo
+            if not (100 <= lo <= 599 and 100 <= hi <= 599 and lo <= hi):
+                raise ValueError
+        except ValueError:
+            p.error(
+                f"Invalid HTTP_GET status code range '{w}' - skipping",
+                "write codes or ranges between 100 and 599, e.g. status_code 200-299 301",
+            )
+            continue
+        ranges.append(StatusRange(lo, hi))
+
+
+def _url_vhost(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is not None:
+        _url_d(p)["virtualhost"] = v
+
+
+def _regex(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is not None:
+        _url_d(p)["regex"] = v
+
+
+def _regex_no_match(p: Parser, line: Line) -> None:
+    _url_d(p)["regex_no_match"] = True
+
+
+def _regex_options(p: Parser, line: Line) -> None:
+    _url_d(p)["regex_options"] = tuple(line.words[1:])
+
+
+def _url_end(p: Parser) -> None:
+    c = _ck(p)
+    u = c.pop("_url", None)
+    if u is None:
+        return
+    if "path" not in u:
+        p.report(
+            u["loc"],
+            Severity.GENERAL_ERROR,
+            "Path not set for url - ignoring",
+            "add 'path /…' to the url block",
+        )
+        return
+    c.setdefault("urls", []).append(HttpUrl(**frozen(u)))
+
+
+def _misc_path(p: Parser, line: Line) -> None:
+    sc = p.script(
+        line, "misc_path", "No script path has been specified for MISC_CHECKER - skipping"
+    )
+    if sc is not None:
+        _ck(p)["misc_path"] = sc
+
+
+def _misc_timeout(p: Parser, line: Line) -> None:
+    v = p.decimal_arg(line, 0.000001, _MAX_TIMER)
+    if v is not None:
+        _ck(p)["misc_timeout"] = v
+
+
+def _misc_user(p: Parser, line: Line) -> None:
+    v = p.opt_arg(line, "No user specified for misc checker script")
+    if v is not None:
+        _ck(p)["user"] = v
+        if len(line.words) > 2:
+            _ck(p)["group"] = line.words[2]
+
+
+def _smtp_host(p: Parser, line: Line) -> None:
+    _ck(p)["_host"] = {"loc": line.loc}
+
+
+def _smtp_host_end(p: Parser) -> None:
+    c = _ck(p)
+    host = c.pop("_host", None)
+    if host is not None:
+        c.setdefault("_hosts", []).append(host)
+
+
+def _udp_payload(p: Parser, line: Line) -> None:
+    v = p.opt_arg(line, "UDP_CHECK payload requires a payload")
+    if v is None:
+        return
+    data = _hex(p, v)
+    if data is not None:
+        _ck(p)["payload"] = data
+
+
+def _hex(p: Parser, v: str) -> bytes | None:
+    s = v[2:] if v.lower().startswith("0x") else v
+    try:
+        return bytes.fromhex(s if len(s) % 2 == 0 else "0" + s)
+    except ValueError:
+        p.error(f"Invalid hex string '{v}'", "write the bytes as hex digits, e.g. payload 0a0b0c")
+        return None
+
+
+def _udp_len(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.int_arg(line, 0, 65535)
+        if v is not None:
+            _ck(p)[key] = v
+
+    return handler
+
+
+def _require_reply(p: Parser, line: Line) -> None:
+    c = _ck(p)
+    c["require_reply"] = True
+    if len(line.words) > 1:
+        data = _hex(p, line.words[1])
+        if data is not None:
+            c["reply_data"] = data
+
+
+def _dns_type(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    if v.upper() not in ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"):
+        p.error(f"DNS_CHECK: unknown type '{v}'", "type is one of A NS CNAME SOA MX TXT AAAA")
+        return
+    _ck(p)["query_type"] = v.upper()
+
+
+def _file_weight(p: Parser, line: Line) -> None:
+    if p.opt_arg(line, "track file weight missing") is None:
+        return
+    v = p.int_arg(line, -254, 254)
+    if v is not None:
+        c = _ck(p)
+        c["weight"] = v
+        if len(line.words) > 2 and line.words[2] == "reverse":
+            c["weight_reverse"] = True
+
+
+def _fc_track_file(p: Parser, line: Line) -> None:
+    """FILE_CHECK's track_file must already be defined above it (check_file.c)."""
+    v = p.arg(line)
+    if v is None:
+        return
+    if not any(t.name == v for t in p.state.vrrp_track_files):
+        p.error(
+            f"track_file {v} not found",
+            f"define 'vrrp_track_file {v} {{ file PATH }}' before the virtual_server using it",
+        )
+        return
+    _ck(p)["track_file"] = v
+
+
+_CLASSES: dict[str, Any] = {
+    "TCP_CHECK": TcpCheck,
+    "HTTP_GET": HttpCheck,
+    "SSL_GET": HttpCheck,
+    "MISC_CHECK": MiscCheck,
+    "SMTP_CHECK": SmtpCheck,
+    "DNS_CHECK": DnsCheck,
+    "UDP_CHECK": UdpCheck,
+    "PING_CHECK": PingCheck,
+    "FILE_CHECK": FileCheck,
+}
+
+
+def _checker_end(p: Parser) -> None:
+    c = p.state.cur.pop("ck", None)
+    rs = p.state.cur.get("rs")
+    if c is None:
+        return
+    keyword = c.pop("keyword")
+    common = CheckerCommon(**c.pop("_common"))
+    loc = c.pop("_loc")
+    c.pop("_hosts", None)
+    c.pop("_url", None)
+    c.pop("_host", None)
+    if keyword == "MISC_CHECK" and "misc_path" not in c:
+        p.report(
+            loc,
+            Severity.GENERAL_ERROR,
+            "Misc check with no script specified - ignoring",
+            "add 'misc_path \"/path/to/check\"'",
+        )
+        return
+    if keyword == "FILE_CHECK" and "track_file" not in c:
+        p.report(
+            loc,
+            Severity.GENERAL_ERROR,
+            "FILE_CHECK has no track_file specified - ignoring",
+            "add 'track_file NAME'",
+        )
+        return
+    if keyword == "PLUGIN":
+        obj: Any = PluginCheck(c["plugin"], c.get("options"), common)
+    elif keyword == "BFD_CHECK":
+        return
+    else:
+        cls = _CLASSES[keyword]
+        fields = frozen(c)
+        if keyword in ("HTTP_GET", "SSL_GET"):
+            fields["ssl"] = keyword == "SSL_GET"
+            fields["keyword"] = keyword
+        obj = cls(common=common, **fields)
+    if rs is not None:
+        rs["checkers"].append(obj)
+
+
+# -- plugin checkers --------------------------------------------------------------
+
+
+def registered_plugins() -> Mapping[str, Any]:
+    """The third-party checkers, if healthcheck.plugin is importable."""
+    try:
+        from healthcheck import plugin  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return {}
+    try:
+        reg = plugin.registered_checkers()
+    except Exception:  # a broken plugin must not break the config test
+        return {}
+    return reg if isinstance(reg, Mapping) else {}
+
+
+def plugin_keyword(p: Parser, word: str, common_table: Table) -> Keyword | None:
+    """A Keyword for block ``word`` inside a real_server if a plugin serves it."""
+    if p.state.cur.get("rs") is None:
+        return None
+    plugins = registered_plugins()
+    plug = plugins.get(word)
+    if plug is None:
+        return None
+
+    def start(p: Parser, line: Line) -> None:
+        p.state.cur["ck"] = {
+            "keyword": "PLUGIN",
+            "plugin": word,
+            "_common": {"loc": line.loc},
+            "_loc": line.loc,
+            "_lines": [],
+        }
+
+    def rest(p: Parser, line: Line) -> None:
+        _ck(p).setdefault("_lines", []).append(tuple(line.words))
+
+    def end(p: Parser) -> None:
+        c = _ck(p)
+        lines = c.pop("_lines", [])
+        try:
+            c["options"] = plug.parse(lines)
+        except ValueError as exc:
+            p.report(
+                c.get("_loc"),
+                Severity.GENERAL_ERROR,
+                f"{word}: {exc}",
+                f"see the documentation of the {word} checker plugin",
+            )
+            p.state.cur.pop("ck", None)
+            return
+        except Exception as exc:  # a plugin bug must not crash the config test
+            p.report(
+                c.get("_loc"), Severity.GENERAL_ERROR, f"{word}: plugin failed to parse: {exc!r}"
+            )
+            p.state.cur.pop("ck", None)
+            return
+        _checker_end(p)
+
+    sub: Table = dict(common_table)
+    sub["*"] = Keyword(rest)
+    return Keyword(start, sub, end)
+
+
+def install(root: Table) -> None:
+    """check_parser.c init_check_keywords and the checkers' install functions."""
+    ssl = block(root, "SSL", generic)
+    for n in ("password", "ca", "certificate", "key"):
+        kw(ssl, n, generic)
+    kw(root, "virtual_server_group", _vsg)
+    vs = block(root, "virtual_server", _vs, _vs_end)
+    kw(vs, "ip_family", _ip_family)
+    kw(vs, "retry", _vs_int("retry", 0, 2**32 - 1))
+    kw(vs, "delay_before_retry", _vs_timer("delay_before_retry", 0))
+    kw(vs, "warmup", _vs_timer("warmup", 0))
+    kw(vs, "connect_timeout", _vs_timer("connect_timeout", 0.000001, UINT_TIMER_MAX))
+    kw(vs, "delay_loop", _vs_timer("delay_loop"))
+    kw(vs, "inhibit_on_failure", _vs_flag("inhibit_on_failure"))
+    kw(vs, "lb_algo", _lb_algo)
+    kw(vs, "lvs_sched", _lb_algo)
+    for n in (
+        "hashed",
+        "ops",
+        "flag-1",
+        "flag-2",
+        "flag-3",
+        "sh-port",
+        "sh-fallback",
+        "mh-port",
+        "mh-fallback",
+    ):
+        kw(vs, n, _lb_flag)
+    kw(vs, "lb_kind", _vs_forwarding)
+    kw(vs, "lvs_method", _vs_forwarding)
+    kw(vs, "persistence_engine", generic)
+    kw(vs, "persistence_timeout", _pto)
+    kw(vs, "persistence_granularity", _pgr)
+    kw(vs, "protocol", _proto)
+    kw(vs, "ha_suspend", _vs_flag("ha_suspend"))
+    kw(vs, "smtp_alert", _vs_flag("smtp_alert"))
+    kw(vs, "virtualhost", _virtualhost)
+    kw(vs, "snmp_name", generic)
+    kw(vs, "alpha", _alpha)
+    kw(vs, "omega", _omega)
+    kw(vs, "quorum_up", _quorum_script("quorum_up"))
+    kw(vs, "quorum_down", _quorum_script("quorum_down"))
+    kw(vs, "quorum", _vs_int("quorum", 1, 2**32 - 1))
+    kw(vs, "hysteresis", _vs_int("hysteresis", 0, 2**32 - 1))
+    kw(vs, "weight", generic)
+    kw(vs, "sorry_server", _ssvr)
+    kw(vs, "sorry_server_inhibit", _vs_flag("sorry_server_inhibit"))
+    kw(vs, "sorry_server_lvs_method", _ss_forwarding)
+
+    rs = block(vs, "real_server", _rs, _rs_end)
+    kw(rs, "weight", _rs_weight)
+    kw(rs, "lvs_method", _rs_forwarding)
+    kw(rs, "uthreshold", _rs_int("uthreshold"))
+    kw(rs, "lthreshold", _rs_int("lthreshold"))
+    kw(rs, "inhibit_on_failure", _vs_flag("inhibit_on_failure"))
+    kw(rs, "notify_up", _rs_notify("notify_up"))
+    kw(rs, "notify_down", _rs_notify("notify_down"))
+    kw(rs, "alpha", _alpha)
+    kw(rs, "retry", _vs_int("retry", 0, 2**32 - 1))
+    kw(rs, "delay_before_retry", _vs_timer("delay_before_retry", 0))
+    kw(rs, "warmup", _vs_timer("warmup", 0))
+    kw(rs, "connect_timeout", _vs_timer("connect_timeout", 0.000001, UINT_TIMER_MAX))
+    kw(rs, "delay_loop", _vs_timer("delay_loop"))
+    kw(rs, "smtp_alert", _vs_flag("smtp_alert"))
+    kw(rs, "virtualhost", _virtualhost)
+    kw(rs, "snmp_name", generic)
+
+    misc = block(rs, "MISC_CHECK", _checker("MISC_CHECK"), _checker_end)
+    install_common(misc, connection=False)
+    kw(misc, "misc_path", _misc_path)
+    kw(misc, "misc_timeout", _misc_timeout)
+    kw(misc, "misc_dynamic", _ck_set("misc_dynamic", "flag"))
+    kw(misc, "user", _misc_user)
+
+    smtp = block(rs, "SMTP_CHECK", _checker("SMTP_CHECK"), _checker_end)
+    kw(smtp, "helo_name", _ck_set("helo_name"))
+    install_common(smtp, connection=True)
+    host = block(smtp, "host", _smtp_host, _smtp_host_end)
+    install_common(host, connection=True)
+
+    for name in ("TCP_CHECK", "PING_CHECK"):
+        t = block(rs, name, _checker(name), _checker_end)
+        install_common(t, connection=True)
+
+    udp = block(rs, "UDP_CHECK", _checker("UDP_CHECK"), _checker_end)
+    install_common(udp, connection=True)
+    kw(udp, "payload", _udp_payload)
+    kw(udp, "require_reply", _require_reply)
+    kw(udp, "min_reply_length", _udp_len("reply_min_length"))
+    kw(udp, "max_reply_length", _udp_len("reply_max_length"))
+
+    for name in ("HTTP_GET", "SSL_GET"):
+        h = block(rs, name, _checker(name), _checker_end)
+        install_common(h, connection=True)
+        kw(h, "nb_get_retry", _nb_get_retry)
+        kw(h, "virtualhost", _ck_set("virtualhost"))
+        kw(h, "http_protocol", _http_protocol)
+        kw(h, "enable_sni", _ck_set("enable_sni", "flag"))
+        kw(h, "fast_recovery", _ck_set("fast_recovery", "flag"))
+        u = block(h, "url", _url, _url_end)
+        kw(u, "path", _path)
+        kw(u, "digest", _digest)
+        kw(u, "status_code", _status_code)
+        kw(u, "virtualhost", _url_vhost)
+        kw(u, "regex", _regex)
+        kw(u, "regex_no_match", _regex_no_match)
+        kw(u, "regex_options", _regex_options)
+        for n in ("regex_min_offset", "regex_max_offset", "regex_stack"):
+            kw(u, n, generic)
+
+    dns = block(rs, "DNS_CHECK", _checker("DNS_CHECK"), _checker_end)
+    install_common(dns, connection=True)
+    kw(dns, "type", _dns_type)
+    kw(dns, "name", _ck_set("name"))
+
+    fc = block(rs, "FILE_CHECK", _checker("FILE_CHECK"), _checker_end)
+    kw(fc, "track_file", _fc_track_file)
+    kw(fc, "weight", _file_weight)
+
+    bfd = block(rs, "BFD_CHECK", _checker("BFD_CHECK"), _checker_end)
+    kw(bfd, "weight", generic)

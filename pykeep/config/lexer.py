@@ -1,0 +1,817 @@
+"""Turn keepalived.conf text into logical lines of words, the way lib/parser.c ``read_line`` does.
+
+What happens here, in keepalived's order: comments (``!``/``#`` outside double
+quotes, ``\\!``/``\\#`` literal), ``include`` (glob + brace expansion, relative to
+the including file), ``@id``/``@^id`` conditional lines, ``$NAME=value``
+definitions (multi-line with a trailing ``\\``), ``$NAME``/``${NAME}``
+substitution, ``~SEQ``/``~LST`` line generators, and splitting a line at the
+first ``{``/``}`` outside quotes so that braces may touch words.
+
+The lexer is pull-driven (``next_line``) because keepalived's value blocks
+(``virtual_ipaddress { … }``) read raw lines themselves; the parser needs the
+same interleaving to reproduce keepalived's diagnostics exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pykeep.config.diagnostics import Severity
+from pykeep.config.model import Loc
+
+Report = Callable[[Loc | None, Severity, str, "str | None"], None]
+
+_WS = " \t"
+_SPECIAL = re.compile(r'[!#"\\$@~]')
+_MAX_INCLUDE_DEPTH = 64
+
+
+class Line:
+    """One logical line: its words, the raw text (for script re-parsing) and where it is.
+
+    The ``Loc`` is built on demand: most lines never need one, and building a
+    frozen dataclass per line is a large share of the parse time.
+    """
+
+    __slots__ = ("file", "lineno", "raw", "words")
+
+    def __init__(self, words: list[str], raw: str, pos: tuple[str, int]) -> None:
+        self.words = words
+        self.raw = raw
+        self.file, self.lineno = pos
+
+    @property
+    def loc(self) -> Loc:
+        return Loc(self.file, self.lineno)
+
+
+def decomment(text: str, literal_escapes: bool = False) -> tuple[str, bool, bool]:
+    """Strip comments and surrounding blanks (parser.c ``decomment``).
+
+    Returns the text, whether it ends in a continuation ``\\`` (kept, as
+    keepalived keeps it) and whether a double quote was left open.  An escaped
+    ``\\#``/``\\!`` outside quotes ends the line as keepalived 2.2.7 really
+    does (see below); ``$_HASH``/``$_BANG`` or double quotes give a literal one.
+    """
+    s = text.lstrip(_WS)
+    if "!" not in s and "#" not in s and '"' not in s and "\\" not in s:
+        return s.rstrip(_WS), False, False
+    out: list[str] = []
+    quote = False
+    cont = False
+    skip = False  # inside a comment: keepalived still looks for a final '\'
+    i = 0
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == '"':
+            if not skip:
+                quote = not quote
+                out.append(c)
+            i += 1
+            continue
+        if c == "\\":
+            if i + 1 < n:
+                nxt = s[i + 1]
+                if not skip:
+                    if not quote and nxt in "#!":
+                        # keepalived 2.2.7's parent strips the escape and writes
+                        # the line to its config copy; the checker and VRRP
+                        # processes re-read that copy (parser.c read_line,
+                        # write_conf_copy), where the bare '#'/'!' starts a comment.
+                        if literal_escapes:
+                            out.append(nxt)
+                        else:
+                            skip = True
+                    else:
+                        out.append(c)
+                        out.append(nxt)
+                i += 2
+                continue
+            # A trailing '\' continues the line even after a comment (parser.c).
+            cont = True
+            break
+        if not quote and not skip and c in "!#":
+            skip = True
+        elif not skip:
+            out.append(c)
+        i += 1
+    result = "".join(out).rstrip(_WS)
+    if cont:
+        result += "\\"
+    return result, cont, quote
+
+
+def split_words(text: str) -> tuple[list[str], bool]:
+    """Split on blanks with ``"…"`` as one word (parser.c ``alloc_strvec_r``).
+
+    Returns the words and False when a quote was unmatched (keepalived stops there).
+    """
+    if '"' not in text:
+        return text.split(), True
+    words: list[str] = []
+    i = 0
+    n = len(text)
+    while True:
+        while i < n and text[i] in " \t\r\n\f\v":
+            i += 1
+        if i >= n:
+            return words, True
+        if text[i] == '"':
+            end = text.find('"', i + 1)
+            if end < 0:
+                return words, False
+            words.append(text[i + 1 : end])
+            i = end + 1
+            continue
+        j = i
+        while j < n and text[j] not in ' \t\r\n\f\v"':
+            j += 1
+        words.append(text[i:j])
+        i = j
+
+
+def split_quoted_escaped(src: str) -> list[str] | None:
+    """Split a script command line with single/double quotes and C escapes.
+
+    Mirrors parser.c ``alloc_strvec_quoted_escaped``, used only by the
+    script-bearing keywords (notify*, misc_path, quorum_up/down, vrrp_script).
+    Returns None for an unterminated quote or a trailing lone ``\\``.
+    """
+    words: list[str] = []
+    i = 0
+    n = len(src)
+    while i < n:
+        while i < n and src[i] in _WS:
+            i += 1
+        if i >= n:
+            break
+        buf: list[str] = []
+        quote = ""
+        while i < n:
+            c = src[i]
+            if c == "\\":
+                i += 1
+                if i >= n:
+                    return None
+                e = src[i]
+                if e == "x" and i + 1 < n and src[i + 1] in "0123456789abcdefABCDEF":
+                    i += 1
+                    v = 0
+                    while i < n and src[i] in "0123456789abcdefABCDEF":
+                        v = ((v << 4) | int(src[i], 16)) & 0xFF
+                        i += 1
+                    buf.append(chr(v))
+                elif e == "c" and i + 1 < n:
+                    buf.append(chr(ord(src[i + 1]) & 0x1F))
+                    i += 2
+                elif "0" <= e <= "7":
+                    v = 0
+                    k = 0
+                    while k < 3 and i < n and "0" <= src[i] <= "7":
+                        v = (v << 3) + int(src[i])
+                        i += 1
+                        k += 1
+                    buf.append(chr(v & 0xFF))
+                else:
+                    buf.append(_ESCAPES.get(e, e))
+                    i += 1
+                continue
+            if quote:
+                if c == quote:
+                    quote = ""
+                else:
+                    buf.append(c)
+                i += 1
+                continue
+            if c in "\"'":
+                quote = c
+                i += 1
+                continue
+            if c in _WS:
+                break
+            buf.append(c)
+            i += 1
+        if quote:
+            return None
+        words.append("".join(buf))
+    return words
+
+
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "E": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """GLOB_BRACE expansion: ``a{b,c}d`` → ``abd``, ``acd`` (nested allowed)."""
+    depth = 0
+    start = -1
+    for i, c in enumerate(pattern):
+        if c == "\\":
+            continue
+        if c == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif c == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                inner = pattern[start + 1 : i]
+                parts: list[str] = []
+                d = 0
+                last = 0
+                for j, ch in enumerate(inner):
+                    if ch == "{":
+                        d += 1
+                    elif ch == "}":
+                        d -= 1
+                    elif ch == "," and d == 0:
+                        parts.append(inner[last:j])
+                        last = j + 1
+                parts.append(inner[last:])
+                if len(parts) == 1:
+                    return [pattern]
+                out: list[str] = []
+                for p in parts:
+                    out.extend(expand_braces(pattern[:start] + p + pattern[i + 1 :]))
+                return out
+    return [pattern]
+
+
+@dataclass(slots=True)
+class _Definition:
+    value: str
+    multiline: bool = False
+
+
+class _Source:
+    """One open file: its physical lines and where we are in them."""
+
+    __slots__ = ("dir", "lines", "name", "pos")
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.dir = os.path.dirname(name)
+        self.lines = text.split("\n")
+        self.pos = 0
+
+
+class Lexer:
+    """A pull lexer over a file and its includes (lib/parser.c ``read_line``)."""
+
+    def __init__(
+        self,
+        report: Report,
+        config_id: str | None,
+        read_file: Callable[[str], str | None] | None = None,
+        literal_escapes: bool = False,
+    ) -> None:
+        self.literal_escapes = literal_escapes
+        self.saw_escape = False
+        self._report = report
+        self.config_id = config_id
+        self._read_file = read_file or _read_disk_file
+        self._stack: list[_Source] = []
+        self._pending: deque[tuple[str, Loc, tuple[tuple[str, str], ...]]] = deque()
+        self._defs: dict[str, _Definition] = {
+            "_HASH": _Definition("#"),
+            "_BANG": _Definition("!"),
+        }
+        self._multiline_def: _Definition | None = None
+        self.block_depth = 0
+        self._brace: tuple[str, tuple[str, int]] | None = None
+        self.files: list[str] = []
+        self._pos: tuple[str, int] = ("<none>", 0)
+        self.line_text = ""
+
+    # -- files ---------------------------------------------------------------
+
+    def open_text(self, name: str, text: str) -> None:
+        """Start reading ``text`` as file ``name`` (the top-level file)."""
+        self.files.append(name)
+        self._stack.append(_Source(name, text))
+
+    def _include(self, pattern: str, loc: Loc) -> None:
+        import glob  # only configurations with includes pay for it
+
+        base = self._stack[-1].dir if self._stack else ""
+        paths: list[str] = []
+        for pat in expand_braces(pattern.strip()):
+            full = pat if os.path.isabs(pat) or not base else os.path.join(base, pat)
+            if glob.has_magic(full):
+                paths.extend(sorted(glob.glob(full)))
+            elif os.path.exists(full):
+                paths.append(full)
+        if not paths:
+            self._report(
+                loc,
+                Severity.INFO,
+                f"Config files missing '{pattern.strip()}' - ignored, as keepalived does",
+                "fix the include path if the file was meant to be read",
+            )
+        # keepalived pushes each match in turn; we push in reverse so the
+        # first match is read first.
+        opened: list[_Source] = []
+        for path in paths:
+            real = os.path.realpath(path)
+            if any(os.path.realpath(s.name) == real for s in self._stack):
+                self._report(
+                    loc,
+                    Severity.FATAL,
+                    f"include cycle: '{path}' is already being read",
+                    "remove the include that leads back to a file that includes it",
+                )
+                continue
+            if len(self._stack) + len(opened) >= _MAX_INCLUDE_DEPTH:
+                self._report(loc, Severity.FATAL, f"includes nested too deeply at '{path}'", None)
+                continue
+            if os.path.isdir(path) or os.access(path, os.X_OK):
+                # parser.c check_glob_file: only regular non-executable files.
+                self._report(
+                    loc,
+                    Severity.INFO,
+                    f"Configuration file '{path}' is not a regular non-executable file - skipping",
+                    "include regular files without the execute bit, e.g. 'include conf.d/*.conf'",
+                )
+                continue
+            text = self._read_file(path)
+            if text is None:
+                continue
+            self.files.append(path)
+            opened.append(_Source(path, text))
+        for src in reversed(opened):
+            self._stack.append(src)
+
+    # -- lines ---------------------------------------------------------------
+
+    def _physical(self) -> tuple[str, Loc] | None:
+        """The next non-empty decommented physical line, across includes."""
+        while self._stack:
+            src = self._stack[-1]
+            if src.pos >= len(src.lines):
+                self._stack.pop()
+                continue
+            raw = src.lines[src.pos]
+            src.pos += 1
+            if raw.endswith("\r"):
+                raw = raw.rstrip("\r\n")
+            loc = Loc(src.name, src.pos)
+            if not raw:
+                if self._multiline_def is not None:
+                    self._multiline_def = None
+                continue
+            text, _cont, open_quote = decomment(raw, self.literal_escapes)
+            if "\\#" in raw or "\\!" in raw:
+                self.saw_escape = True
+                self._report(
+                    loc,
+                    Severity.INFO,
+                    "an escaped '\\#' or '\\!' is literal only in global_defs: keepalived 2.2.7 "
+                    "reads it as a comment everywhere else",
+                    "write $_HASH or $_BANG, or put the text in double quotes",
+                )
+            if open_quote:
+                self._report(loc, Severity.GENERAL_ERROR, f"Unterminated quote '{text}'", None)
+            if text:
+                return text, loc
+        return None
+
+    def _process(self, text: str, loc: Loc) -> str:
+        """Handle definitions, @id, ~SEQ and $substitution; '' means "no line here"."""
+        if self._multiline_def is not None:
+            d = self._multiline_def
+            if text.endswith("\\"):
+                text = text[:-1].rstrip(_WS) + "\n"
+            else:
+                self._multiline_def = None
+            if len(text) >= 2 or (text and self._multiline_def is None):
+                d.value += text
+            return ""
+        for _ in range(32):
+            if text.startswith("@"):
+                rev = text.startswith("@^")
+                ofs = 2 if rev else 1
+                sp = _first_blank(text, ofs)
+                if sp < 0:
+                    return ""
+                ident = text[ofs:sp]
+                matches = self.config_id is not None and ident == self.config_id
+                if matches == rev:
+                    return ""
+                text = text[sp:].lstrip(_WS)
+            if text.startswith("$") and self._definition(text):
+                return ""
+            if text.startswith("~SEQ") or text.startswith("~LST"):
+                ok = self._seq(text, loc) if text[1] == "S" else self._lst(text, loc)
+                if not ok:
+                    kind = "SEQ" if text[1] == "S" else "LST"
+                    self._report(
+                        loc,
+                        Severity.GENERAL_ERROR,
+                        f"Invalid ~{kind} specification '{text}'",
+                        "write ~SEQ(var, start, step, end) TEXT or ~LST(var, v1, v2) TEXT",
+                    )
+                return ""
+            if text.startswith("~"):
+                return text
+            if "$" not in text or len(self._defs) == 0:
+                return text
+            new = self._substitute(text, loc)
+            if new is None:
+                return text
+            text, _c, _q = decomment(new)
+            if not text or (not text.startswith("@") and "$" not in text):
+                return text
+        return text
+
+    def _definition(self, text: str) -> bool:
+        """``$NAME=value`` (parser.c ``check_definition``)."""
+        if len(text) < 2 or not (text[1].isalpha() or text[1] == "_"):
+            return False
+        i = 2
+        while i < len(text) and text[i] != "=":
+            c = text[i]
+            if not (c.isalnum() or c == "_"):
+                break
+            i += 1
+        name = text[1:i]
+        j = i
+        while j < len(text) and text[j] in _WS:
+            j += 1
+        if j >= len(text) or text[j] != "=":
+            return False
+        value = text[j + 1 :].lstrip(_WS)
+        multiline = value.endswith("\\")
+        if multiline:
+            value = value[:-1].rstrip(_WS)
+            value = value + "\n" if value else ""
+        d = _Definition(value, multiline)
+        self._defs[name] = d
+        if multiline:
+            self._multiline_def = d
+        return True
+
+    def _lookup(self, text: str, pos: int) -> tuple[_Definition, int] | None:
+        """Find the definition named at text[pos] ('$' at pos-1); return it and the end index."""
+        braces = pos < len(text) and text[pos] == "{"
+        start = pos + 1 if braces else pos
+        if start >= len(text) or not (text[start].isalpha() or text[start] == "_"):
+            return None
+        end = start + 1
+        while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+            end += 1
+        name = text[start:end]
+        if braces:
+            if end >= len(text) or text[end] != "}":
+                return None
+            stop = end + 1
+        else:
+            if end < len(text) and text[end] not in " \t,)":
+                return None
+            stop = end
+        d = self._defs.get(name)
+        if d is None:
+            if name == "_PWD":
+                d = _Definition(os.path.abspath(self._stack[-1].dir if self._stack else "."))
+            elif name == "_INSTANCE":
+                d = _Definition(self.config_id or "")
+            elif name == "_RANDOM":
+                import random
+
+                d = _Definition(str(random.randint(0, 2**31 - 1)))
+            else:
+                return None
+        if d.multiline and stop != len(text):
+            return None
+        return d, stop
+
+    def _substitute(self, text: str, loc: Loc) -> str | None:
+        """Replace $NAME / ${NAME}; a multi-line value queues its other lines."""
+        out: list[str] = []
+        i = 0
+        changed = False
+        rest_lines: list[str] = []
+        while True:
+            k = text.find("$", i)
+            if k < 0 or k + 1 >= len(text):
+                out.append(text[i:])
+                break
+            found = self._lookup(text, k + 1)
+            if found is None:
+                out.append(text[i : k + 1])
+                i = k + 1
+                continue
+            d, stop = found
+            changed = True
+            out.append(text[i:k])
+            if d.multiline:
+                parts = d.value.split("\n")
+                out.append(parts[0])
+                rest_lines = [p for p in parts[1:] if p]
+                i = stop
+                out.append(text[stop:])
+                break
+            out.append(d.value)
+            i = stop
+            if d.value.lstrip(_WS).startswith("~"):
+                out.append(text[i:])
+                break
+        if not changed:
+            return None
+        for extra in reversed(rest_lines):
+            self._pending.appendleft((extra, loc, ()))
+        return "".join(out)
+
+    def _seq(self, text: str, loc: Loc) -> bool:
+        """``~SEQ(var, [start,] [step,] end) TEXT`` (parser.c ``add_seq``)."""
+        p = text[4:]
+        hexa = p.startswith("x")
+        if hexa:
+            p = p[1:]
+        p = p.lstrip(_WS)
+        if not p.startswith("("):
+            return False
+        close = p.find(")")
+        if close < 0:
+            return False
+        inner = p[1:close]
+        rest = p[close + 1 :].lstrip(_WS)
+        args = [a.strip() for a in inner.split(",")]
+        if len(args) < 2 or len(args) > 4 or not args[0]:
+            return False
+        var = args[0]
+        nums: list[int] = []
+        for a in args[1:]:
+            sub = self._substitute(a, loc) if "$" in a else None
+            try:
+                nums.append(int(sub if sub is not None else a, 0))
+            except ValueError:
+                return False
+        if len(nums) == 1:
+            end = nums[0]
+            step = -1 if end < 1 else 1
+            start = -1 if end < 0 else 1
+        elif len(nums) == 2:
+            start, end = nums
+            step = 1 if start <= end else -1
+        else:
+            start, step, end = nums
+            if step == 0 or (start < end and step < 0) or (start > end and step > 0):
+                return False
+        if hexa and (start < 0 or end < 0):
+            return False
+        count = (end - start) // step + 1
+        if count > 100_000:
+            return False
+        items = []
+        v = start
+        while (step > 0 and v <= end) or (step < 0 and v >= end):
+            items.append((rest, loc, ((var, f"{v:x}" if hexa else str(v)),)))
+            v += step
+        for item in reversed(items):
+            self._pending.appendleft(item)
+        return True
+
+    def _lst(self, text: str, loc: Loc) -> bool:
+        """``~LST(var, v1, v2 …) TEXT`` or ``~LST({a,b},{1,2},{3,4}) TEXT``."""
+        p = text[4:].lstrip(_WS)
+        if not p.startswith("("):
+            return False
+        depth = 0
+        close = -1
+        for i, c in enumerate(p):
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+            elif c == ")" and depth == 0:
+                close = i
+                break
+        if close < 0:
+            return False
+        inner = p[1:close]
+        rest = p[close + 1 :].lstrip(_WS)
+        groups: list[list[str]] = []
+        if inner.lstrip().startswith("{"):
+            for chunk in inner.split("}"):
+                chunk = chunk.strip().lstrip(",").strip()
+                if not chunk:
+                    continue
+                if not chunk.startswith("{"):
+                    return False
+                groups.append([x.strip() for x in chunk[1:].split(",")])
+            if len(groups) < 2:
+                return False
+            names = groups[0]
+            rows = groups[1:]
+        else:
+            args = [a.strip() for a in inner.split(",")]
+            if len(args) < 2 or not args[0]:
+                return False
+            names = [args[0]]
+            rows = [[a] for a in args[1:]]
+        items = []
+        for row in rows:
+            if len(row) != len(names):
+                return False
+            items.append((rest, loc, tuple(zip(names, row, strict=True))))
+        for item in reversed(items):
+            self._pending.appendleft(item)
+        return True
+
+    def next_text(self) -> tuple[str, Loc] | None:
+        """The next processed line text, before brace splitting (None at end)."""
+        while True:
+            if self._pending:
+                text, loc, assigns = self._pending.popleft()
+                for name, value in assigns:
+                    self._defs[name] = _Definition(value)
+            else:
+                got = self._physical()
+                if got is None:
+                    return None
+                text, loc = got
+            text = self._process(text, loc)
+            if not text:
+                continue
+            if _is_include(text):
+                self._include(text[8:].strip(_WS) if text[7] in _WS else text[9:], loc)
+                continue
+            return text, loc
+
+    @property
+    def loc(self) -> Loc:
+        """Where the last line handed out came from (for end-of-input diagnostics)."""
+        return Loc(*self._pos)
+
+    def _brace_line(self, brace: str, pos: tuple[str, int]) -> Line:
+        if brace == "{":
+            self.block_depth += 1
+        else:
+            self.block_depth -= 1
+            if self.block_depth < 0:
+                self._report(
+                    Loc(*pos),
+                    Severity.UNEXPECTED_EOB,
+                    "Extra '}' found",
+                    "remove this '}' or add the '{' it should close",
+                )
+                self.block_depth = 0
+        self._pos = pos
+        return Line([brace], brace, pos)
+
+    def _fast_line(self) -> Line | None:
+        """The common case, without the general machinery: a plain line of the current file.
+
+        A line with anything that needs read_line's full treatment (comments,
+        quotes, escapes, $, @, ~, include) is left for the slow path.
+        """
+        src = self._stack[-1]
+        lines = src.lines
+        n = len(lines)
+        special = _SPECIAL.search
+        while src.pos < n:
+            raw = lines[src.pos]
+            s = raw.strip(" \t\r")
+            if not s:
+                src.pos += 1
+                if raw and self._multiline_def is not None:
+                    return None
+                continue
+            if special(s) is not None or s.startswith("include"):
+                return None
+            src.pos += 1
+            pos = (src.name, src.pos)
+            i = s.find("{")
+            j = s.find("}")
+            if i < 0 and j < 0:
+                words = s.split()
+                if not words:  # only \v or \f: blank for alloc_strvec
+                    continue
+                self._pos = pos
+                return Line(words, s, pos)
+            if i < 0 or (0 <= j < i):
+                i = j
+            if i == 0:
+                rest = s[1:].lstrip(" \t")
+                if rest:
+                    self._pending.appendleft((rest, Loc(*pos), ()))
+                return self._brace_line(s[0], pos)
+            head = s[:i].rstrip(" \t")
+            rest = s[i:]
+            words = head.split()
+            if not words:
+                if rest == "{" or rest == "}":
+                    return self._brace_line(rest, pos)
+                self._pending.appendleft((rest, Loc(*pos), ()))
+                return None
+            if rest == "{" or rest == "}":
+                self._brace = (rest, pos)
+            else:
+                self._pending.appendleft((rest, Loc(*pos), ()))
+            self._pos = pos
+            return Line(words, head, pos)
+        return None
+
+    def next_line(self) -> Line | None:
+        """The next logical line, split at the first brace outside quotes."""
+        brace = self._brace
+        if brace is not None:
+            self._brace = None
+            return self._brace_line(brace[0], brace[1])
+        if not self._pending and self._multiline_def is None and self._stack:
+            line = self._fast_line()
+            if line is not None:
+                return line
+        while True:
+            got = self.next_text()
+            if got is None:
+                return None
+            text, loc = got
+            if "{" in text or "}" in text:
+                text = self._split_brace(text, loc)
+            words, ok = split_words(text)
+            if not ok:
+                self._report(loc, Severity.UNMATCHED_QUOTE, f"Unmatched quote: '{text}'", None)
+            if text == "{":
+                self.block_depth += 1
+            elif text == "}":
+                self.block_depth -= 1
+                if self.block_depth < 0:
+                    self._report(
+                        loc,
+                        Severity.UNEXPECTED_EOB,
+                        "Extra '}' found",
+                        "remove this '}' or add the '{' it should close",
+                    )
+                    self.block_depth = 0
+            self._pos = (loc.file, loc.line)
+            self.line_text = text
+            if not words:
+                continue
+            return Line(words, text, (loc.file, loc.line))
+
+    def _split_brace(self, text: str, loc: Loc) -> str:
+        """Keep text up to the first '{'/'}' (or just the brace); queue the rest."""
+        p = 0
+        if text[0] not in "{}":
+            n = len(text)
+            while p < n:
+                c = text[p]
+                if c in "{}":
+                    break
+                if c == '"':
+                    q = text.find('"', p + 1)
+                    if q < 0:
+                        return text
+                    p = q + 1
+                    continue
+                p += 1
+            if p >= n:
+                return text
+            skip = 0
+        else:
+            skip = 1
+            while skip < len(text) and text[skip] in _WS:
+                skip += 1
+        cut = p + skip
+        residue = text[cut:].rstrip(_WS)
+        if residue:
+            self._pending.appendleft((residue, loc, ()))
+        return text[:cut].rstrip(_WS)
+
+
+def _first_blank(text: str, start: int) -> int:
+    for i in range(start, len(text)):
+        if text[i] in _WS:
+            return i
+    return -1
+
+
+def _is_include(text: str) -> bool:
+    """parser.c ``is_include``: ``include`` then a blank, or includer/m/w/b/a then a blank."""
+    if not text.startswith("include") or len(text) < 9:
+        return False
+    if text[7] in _WS:
+        return True
+    return text[7] in "rmwba" and text[8] in _WS
+
+
+def _read_disk_file(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
+    except OSError:
+        return None

@@ -1,0 +1,520 @@
+"""The block parser: keyword tables walked the way lib/parser.c ``process_stream`` walks them.
+
+Each section module (``global_parser``, ``vrrp_parser``, ``check_parser``)
+installs its keywords into a tree of ``Keyword`` objects, as keepalived's
+``install_keyword*`` calls do.  Handlers write into plain dict builders; the
+block's close handler freezes them into ``model`` objects.  Nothing here
+raises for bad input: every problem becomes a ``Diagnostic``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pykeep.config.diagnostics import Diagnostic, Severity
+from pykeep.config.lexer import Lexer, Line, split_quoted_escaped
+from pykeep.config.model import IPAddress, Loc, Script
+
+Handler = Callable[["Parser", Line], None]
+Closer = Callable[["Parser"], None]
+
+
+class Abort(Exception):
+    """A required parameter is missing: keepalived exits on the spot (parser.c null_strvec)."""
+
+
+@dataclass(slots=True)
+class Keyword:
+    """One keyword: its handler, its sub-keywords (a ``{}`` block) and the block's close handler."""
+
+    handler: Handler | None = None
+    sub: dict[str, Keyword] | None = None
+    close: Closer | None = None
+    # Known but not read in this pass: its block is skipped by counting braces
+    # (parser.c process_stream, keyword_vec->active == false).
+    inactive: bool = False
+
+
+SKIP = Keyword(inactive=True)
+
+
+Table = dict[str, Keyword]
+
+
+def kw(table: Table, name: str, handler: Handler | None = None) -> Keyword:
+    k = Keyword(handler)
+    table[name] = k
+    return k
+
+
+def block(table: Table, name: str, handler: Handler | None, close: Closer | None = None) -> Table:
+    """Install a keyword with a ``{}`` sub-level and return its sub-table."""
+    sub: Table = {}
+    table[name] = Keyword(handler, sub, close)
+    return sub
+
+
+# Hints for keywords from forks and manuals that mainline keepalived does not know.
+FOREIGN_HINTS: dict[str, str] = {
+    "local_address_group": (
+        "local_address_group is a feature of the Alibaba FULLNAT IPVS fork, absent from "
+        "mainline IPVS/keepalived; remove the block (use lb_kind NAT or DR instead of FNAT)"
+    ),
+    "laddr_group_name": (
+        "laddr_group_name belongs to the Alibaba FULLNAT IPVS fork (local_address_group), "
+        "absent from mainline IPVS/keepalived; remove it"
+    ),
+    "syn_proxy": (
+        "syn_proxy is a feature of the Alibaba FULLNAT IPVS fork, absent from mainline "
+        "IPVS/keepalived; remove it"
+    ),
+    "nat_mask": "nat_mask was removed from keepalived long ago; delete the line",
+    "/*": "'/* ... */' is not comment syntax in keepalived.conf; use '#' or '!' comments",
+    "*/": "'/* ... */' is not comment syntax in keepalived.conf; use '#' or '!' comments",
+}
+
+
+@dataclass
+class State:
+    """Mutable builders the handlers fill in; frozen into the model at the end."""
+
+    global_defs: dict[str, Any] = field(default_factory=dict)
+    accepted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    static_ipaddress: list[Any] = field(default_factory=list)
+    static_routes: list[Any] = field(default_factory=list)
+    static_rules: list[Any] = field(default_factory=list)
+    vrrp_scripts: list[Any] = field(default_factory=list)
+    vrrp_track_files: list[Any] = field(default_factory=list)
+    vrrp_sync_groups: list[Any] = field(default_factory=list)
+    vrrp_instances: list[Any] = field(default_factory=list)
+    virtual_server_groups: list[Any] = field(default_factory=list)
+    virtual_servers: list[Any] = field(default_factory=list)
+    # The blocks being filled in right now.
+    cur: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # Where sub-objects refer to interfaces, for the existence check.
+    interface_refs: list[tuple[str, Loc, str]] = field(default_factory=list)
+    scripts: list[tuple[str, Script]] = field(default_factory=list)
+    vrrp_meta: dict[str, dict[str, bool]] = field(default_factory=dict)
+    rule_pref: list[int] = field(default_factory=lambda: [16385])
+
+
+class Parser:
+    """Drives a ``Lexer`` through a keyword tree, collecting diagnostics and state."""
+
+    def __init__(self, lexer: Lexer, root: Table) -> None:
+        self.lex = lexer
+        self.root = root
+        self.diagnostics: list[Diagnostic] = []
+        self.state = State()
+        self._skip = 0
+        self._level = 0
+        self.line: Line | None = None
+        # Block keywords inside this table that are not built in are offered
+        # to checker plugins through plugin_hook (check_parser.plugin_keyword).
+        self.brace_mismatch = False
+        self.plugin_table: Table | None = None
+        self.plugin_hook: Callable[[Parser, str], Keyword | None] | None = None
+
+    # -- reporting -----------------------------------------------------------
+
+    def report(
+        self,
+        loc: Loc | None,
+        severity: Severity,
+        message: str,
+        hint: str | None = None,
+    ) -> None:
+        self.diagnostics.append(Diagnostic(loc, severity, message, hint))
+
+    def error(
+        self, message: str, hint: str | None = None, sev: Severity = Severity.GENERAL_ERROR
+    ) -> None:
+        """Report at the line being handled."""
+        self.report(self.line.loc if self.line else None, sev, message, hint)
+
+    # -- the keepalived block walk (parser.c process_stream) -------------------
+
+    def run(self) -> None:
+        self._stream(self.root, need_bob=False)
+        if self.lex.block_depth > 0:
+            # parser.c init_data: reported once, after the whole file.
+            self.report(
+                self.lex.loc,
+                Severity.MISSING_EOB,
+                f"There are {self.lex.block_depth} missing '}}'s or extra '{{'s",
+                "close every block with '}'",
+            )
+
+    def skip_block(self) -> None:
+        """A handler rejects its block: skip it up to the matching '}' (parser.c skip_block)."""
+        self._skip = -1
+
+    def _stream(self, table: Table, need_bob: bool) -> bool:
+        while True:
+            line = self.lex.next_line()
+            if line is None:
+                return False
+            words = line.words
+            first = words[0]
+            if self._skip == -1:
+                if first == "{":
+                    self._skip = 1
+                    need_bob = False
+                    continue
+                self._skip = 0
+            if self._skip:
+                for w in words:
+                    if w == "{":
+                        self._skip += 1
+                    elif w == "}":
+                        self._skip -= 1
+                        if self._skip == 0:
+                            break
+                if first == "}" and self._skip == 0 and self._level > 0:
+                    return True
+                continue
+            if need_bob:
+                need_bob = False
+                if first == "{" and self._level > 0:
+                    continue
+                self.report(
+                    line.loc,
+                    Severity.MISSING_BOB,
+                    "Missing '{' at beginning of configuration block",
+                    "put '{' after the block keyword",
+                )
+            elif first == "{":
+                self.report(
+                    line.loc,
+                    Severity.UNEXPECTED_BOB,
+                    "Unexpected '{' - ignoring",
+                    "keepalived ignores this '{', so the next '}' closes the enclosing block",
+                )
+                continue
+            if first == "}" and self._level > 0:
+                return False
+            if self._level == 0 and self.lex.block_depth != 0:
+                # The braces seen so far do not balance the blocks parsed
+                # (a '{' inside a value block …): keepalived's passes that
+                # skip sections by counting braces would see other blocks.
+                self.brace_mismatch = True
+            k = table.get(first)
+            if k is None:
+                if table is self.plugin_table and self.plugin_hook is not None:
+                    k = self.plugin_hook(self, first)
+                if k is None:
+                    k = table.get("*")
+                if k is None:
+                    self._unknown(line)
+                    continue
+            if k.inactive:
+                self._skip = -1
+                continue
+            self.line = line
+            if "//" in line.raw or "/*" in line.raw:
+                self._foreign_comment(line)
+            if k.handler is not None:
+                try:
+                    k.handler(self, line)
+                except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+                    self.error(f"invalid '{first}' line: {exc}")
+            if k.sub is not None:
+                self._level += 1
+                skipped = self._stream(k.sub, need_bob=True)
+                self._level -= 1
+                if not skipped and k.close is not None:
+                    self.line = line
+                    try:
+                        k.close(self)
+                    except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+                        self.report(
+                            line.loc, Severity.GENERAL_ERROR, f"invalid '{first}' block: {exc}"
+                        )
+
+    def _foreign_comment(self, line: Line, first: int = 1) -> None:
+        for w in line.words[first:]:
+            if w.startswith("//") or w.startswith("/*"):
+                self.report(
+                    line.loc,
+                    Severity.INFO,
+                    f"'{w}' is not a comment: keepalived reads it as part of '{line.raw}'",
+                    f"'{w[:2]}' is not comment syntax in keepalived.conf; use '#' or '!' instead",
+                )
+                return
+
+    def _unknown(self, line: Line) -> None:
+        word = line.words[0]
+        hint = FOREIGN_HINTS.get(word)
+        if hint is None and (word.startswith("//") or word.startswith("/*")):
+            hint = (
+                f"'{word[:2]}' is not comment syntax in keepalived.conf; "
+                "start the comment with '#' or '!'"
+            )
+        if hint is None and word == "}":
+            hint = "this '}' has no block to close (an unknown keyword's '{' is ignored)"
+        if hint is None:
+            hint = "check the spelling, or remove the line; see keepalived.conf(5)"
+        self.report(line.loc, Severity.UNKNOWN_KEYWORD, f"Unknown keyword '{word}'", hint)
+
+    def value_block(self, line: Line, skip_name: bool = False) -> list[Line]:
+        """Read the lines of ``KEYWORD { value lines }`` (parser.c ``alloc_value_block``).
+
+        For virtual_server_group (``skip_name``) keepalived hands this function
+        a vector without its first word, so an extra word or a missing '{'
+        makes it stop with exit 2 (check_parser.c vsg_handler).
+        """
+        extra = line.words[2:] if skip_name else line.words[1:]
+        if extra and skip_name:
+            self.report(
+                line.loc,
+                Severity.MISSING_PARAMETER,
+                f"*** Configuration line starting `{line.words[0]}` has extra parameters "
+                f"'{extra[0]}' …: keepalived 2.2.7 stops here",
+                f"write '{line.words[0]} NAME {{' with nothing else on the line",
+            )
+            raise Abort
+        if extra:
+            self.error(
+                f"Block {line.words[0]} has extra parameters {extra[0]} ...",
+                "only the block keyword (and its name) may precede '{'",
+            )
+        out: list[Line] = []
+        need_bob = True
+        while True:
+            nxt = self.lex.next_line()
+            if nxt is None:
+                break
+            words = nxt.words
+            if "//" in nxt.raw or "/*" in nxt.raw:
+                self._foreign_comment(nxt, first=0)
+            if need_bob:
+                need_bob = False
+                if words[0] == "{":
+                    if len(words) == 1:
+                        continue
+                    words = words[1:]
+                elif skip_name:
+                    self.report(
+                        nxt.loc,
+                        Severity.MISSING_PARAMETER,
+                        f"'{{' missing from beginning of block {line.words[0]}: "
+                        "keepalived 2.2.7 stops here",
+                        f"put '{{' after '{line.words[0]} NAME'",
+                    )
+                    raise Abort
+            if words[-1] == "}":
+                if len(words) == 1:
+                    break
+                out.append(Line(words[:-1], nxt.raw, (nxt.file, nxt.lineno)))
+                break
+            out.append(nxt if words is nxt.words else Line(words, nxt.raw, (nxt.file, nxt.lineno)))
+        return out
+
+    # -- values ----------------------------------------------------------------
+
+    def arg(self, line: Line, i: int = 1) -> str | None:
+        """Word ``i`` or a missing-parameter diagnostic."""
+        if i < len(line.words):
+            return line.words[i]
+        self.report(
+            line.loc,
+            Severity.MISSING_PARAMETER,
+            f"*** Configuration line starting `{line.words[0]}` is missing a parameter "
+            f"after keyword `{line.words[i - 1]}` at word position {i + 1}",
+            f"give {line.words[0]} a value",
+        )
+        # keepalived stops reading here and exits 2 (parser.c null_strvec).
+        raise Abort
+
+    def opt_arg(self, line: Line, message: str, hint: str | None = None) -> str | None:
+        """Word 1 where keepalived checks for it and only complains (no exit)."""
+        if len(line.words) > 1:
+            return line.words[1]
+        self.report(
+            line.loc, Severity.GENERAL_ERROR, message, hint or f"give {line.words[0]} a value"
+        )
+        return None
+
+    def int_arg(
+        self, line: Line, lo: int, hi: int, i: int = 1, what: str | None = None
+    ) -> int | None:
+        """An integer in [lo, hi] (parser.c ``read_int_func``/``read_unsigned_func``)."""
+        s = self.arg(line, i)
+        if s is None:
+            return None
+        return self.to_int(s, lo, hi, line.loc, what or line.words[0])
+
+    def to_int(self, s: str, lo: int, hi: int, loc: Loc, what: str) -> int | None:
+        """strtol/strtoul on the whole word, then the range (parser.c read_int/read_unsigned)."""
+        v = c_int(s)
+        hint = f"{what} takes an integer in [{lo}, {hi}]"
+        if v is None:
+            if lo >= 0 and s.lstrip(_C_SPACE).startswith("-"):
+                self.report(loc, Severity.INVALID_NUMBER, f"negative number '{s}'", hint)
+            else:
+                self.report(loc, Severity.INVALID_NUMBER, f"invalid number '{s}'", hint)
+            return None
+        if lo >= 0 and v < 0:
+            self.report(loc, Severity.INVALID_NUMBER, f"negative number '{s}'", hint)
+            return None
+        if not lo <= v <= hi:
+            self.report(
+                loc, Severity.INVALID_NUMBER, f"number '{s}' outside range [{lo}, {hi}]", hint
+            )
+            return None
+        return v
+
+    def decimal_arg(
+        self, line: Line, lo: float, hi: float, i: int = 1, what: str | None = None
+    ) -> float | None:
+        """Seconds with ≤6 decimals (parser.c ``read_decimal_unsigned_long_func``)."""
+        s = self.arg(line, i)
+        if s is None:
+            return None
+        name = what or line.words[0]
+        rng = f"[{_fmt_dec(lo)}, {_fmt_dec(hi)}]"
+        hint = f"{name} takes a number of seconds in {rng}"
+        t = s.lstrip(_C_SPACE)
+        if t.startswith("-"):
+            self.report(line.loc, Severity.INVALID_NUMBER, f"negative number '{s}'", hint)
+            return None
+        if t.startswith("+"):
+            t = t[1:]
+        ipart, _dot, fpart = t.partition(".")
+        if len(fpart) > 6:
+            self.report(
+                line.loc, Severity.INVALID_NUMBER, f"number '{s}' has too many decimal places", hint
+            )
+        digits = ipart + fpart[:6]
+        if digits and not (digits.isascii() and digits.isdigit()):
+            self.report(line.loc, Severity.INVALID_NUMBER, f"invalid number '{s}'", hint)
+            return None
+        micro = int(digits.ljust(len(ipart) + 6, "0") or "0")
+        if len(fpart) > 6 and fpart[6] >= "5":
+            micro += 1
+        v = micro / 1_000_000
+        if not lo <= v <= hi:
+            self.report(
+                line.loc, Severity.INVALID_NUMBER, f"number '{s}' outside range {rng}", hint
+            )
+            return None
+        if len(fpart) > 6:
+            return None
+        return v
+
+    def ip(self, s: str, loc: Loc | None = None, what: str = "address") -> IPAddress | None:
+        try:
+            return parse_ip(s)
+        except ValueError:
+            self.report(
+                loc or (self.line.loc if self.line else None),
+                Severity.GENERAL_ERROR,
+                f"Invalid {what} '{s}'",
+                "write an IPv4 or IPv6 address, e.g. 192.168.1.10",
+            )
+            return None
+
+    def script(self, line: Line, kind: str, missing: str | None = "abort") -> Script | None:
+        """A script-bearing keyword's command (notify.c ``notify_script_init``).
+
+        ``missing`` says what keepalived does without a command: "abort" (the
+        notify handlers read word 1 unconditionally: exit 2), a message to
+        report, or None to say nothing.
+        """
+        if len(line.raw.split(None, 1)) < 2:
+            if missing == "abort":
+                self.arg(line)
+            if missing is not None:
+                self.error(missing, f'write: {line.words[0]} "/path/to/script arg…"')
+            return None
+        # keepalived only logs these (notify.c notify_script_init): no verdict change.
+        words = split_quoted_escaped(line.raw)
+        if not words or len(words) < 2:
+            self.error(
+                f"Unable to parse {kind} script",
+                f'write: {line.words[0]} "/path/to/script arg…" [user [group]]',
+                Severity.INFO,
+            )
+            return None
+        argv = split_quoted_escaped(words[1])
+        if not argv:
+            self.error(f"Unable to parse script '{words[1]}' - ignoring", None, Severity.INFO)
+            return None
+        user = words[2] if len(words) > 2 else None
+        group = words[3] if len(words) > 3 else None
+        sc = Script(tuple(argv), user, group, line.loc)
+        self.state.scripts.append((kind, sc))
+        return sc
+
+    def accept(self, line: Line) -> None:
+        self.state.accepted.append((line.words[0], tuple(line.words[1:])))
+
+    def flag(self, line: Line) -> bool:
+        """A boolean keyword: bare means true; keepalived's check_true_false for a value."""
+        if len(line.words) < 2:
+            return True
+        v = line.words[1].lower()
+        if v in ("true", "on", "yes"):
+            return True
+        if v in ("false", "off", "no"):
+            return False
+        # keepalived ignores what follows most flag keywords; say so without failing.
+        self.report(
+            line.loc,
+            Severity.INFO,
+            f"{line.words[0]}: ignoring '{line.words[1]}'",
+            "use true/false, on/off or yes/no (or the bare keyword)",
+        )
+        return True
+
+    def deprecated(self, line: Line, message: str, hint: str) -> None:
+        self.report(line.loc, Severity.GENERAL_ERROR, message, hint)
+
+
+_C_SPACE = " \t\n\r\f\v"
+TIMER_MAX = float(2**64 - 2) / 1_000_000  # TIMER_MAXIMUM, in seconds
+UINT_TIMER_MAX = 4294.967295  # UINT_MAX microseconds
+
+
+def c_int(s: str) -> int | None:
+    """What strtol(s, &end, 10) accepts when it must consume the whole word, or None."""
+    t = s.lstrip(_C_SPACE)
+    body = t[1:] if t[:1] in ("+", "-") else t
+    if not body or not body.isascii() or not body.isdigit():
+        return None
+    return int(t)
+
+
+def parse_ip(s: str) -> IPAddress:
+    """An IPv4/IPv6 address as keepalived reads it (inet_pton), quickly; ValueError if not."""
+    try:
+        if ":" in s:
+            return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, s))
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, s))
+    except OSError:
+        raise ValueError(f"{s!r} is not an IP address") from None
+
+
+def _fmt_dec(v: float) -> str:
+    if v == int(v):
+        return str(int(v))
+    return f"{v:.6f}"
+
+
+def generic(p: Parser, line: Line) -> None:
+    """A keyword keepalived accepts and pykeep records but does not act on."""
+    p.accept(line)
+
+
+def frozen(d: dict[str, Any], allowed: set[str] | frozenset[str] | None = None) -> dict[str, Any]:
+    """Builder dict → dataclass kwargs: lists become tuples, private keys dropped."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k.startswith("_") or (allowed is not None and k not in allowed):
+            continue
+        out[k] = tuple(v) if isinstance(v, list) else v
+    return out

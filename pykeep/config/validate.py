@@ -1,0 +1,594 @@
+"""Checks across the whole file, done after parsing, as keepalived does before starting.
+
+keepalived does these in vrrp.c ``vrrp_complete_init`` / ``check_vrrp_script_security``
+and check_data.c ``validate_check_config`` / ``check_check_script_security``;
+the messages follow theirs so the verdict of ``-t`` is the same.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from pykeep.config.diagnostics import Severity
+from pykeep.config.model import (
+    InitialState,
+    LbKind,
+    Loc,
+    RealServer,
+    Script,
+    VirtualServer,
+    VrrpInstance,
+    VrrpSyncGroup,
+)
+from pykeep.config.parser import Parser
+
+InterfaceExists = Callable[[str], bool]
+
+
+def sys_interface_exists(name: str) -> bool:
+    """Does the interface exist in this network namespace (what keepalived's netlink dump sees)."""
+    if not name or "/" in name or name in (".", ".."):
+        return False
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def script_status(script: Script) -> str:
+    """What keepalived's ``check_script_secure`` finds: "system", "found" or "missing".
+
+    A command starting ``</`` only tests that a path opens (SC_SYSTEM); a bare
+    name is searched in PATH; anything else must exist (lib/notify.c).
+    """
+    if not script.argv:
+        return "missing"
+    cmd = script.argv[0]
+    if cmd.startswith("<") and cmd[1:].lstrip(" \t").startswith("/"):
+        return "system"
+    if "/" not in cmd:
+        return "found" if shutil.which(cmd, mode=os.F_OK) else "missing"
+    return "found" if os.path.exists(cmd) else "missing"
+
+
+_VRRP_SCRIPT_KINDS = frozenset(
+    {
+        "notify_master",
+        "notify_backup",
+        "notify_fault",
+        "notify_stop",
+        "notify",
+        "notify_deleted",
+        "notify_master_rx_lower_pri",
+        "vrrp_script",
+        "notify_fifo",
+        "vrrp_notify_fifo",
+    }
+)
+_CHECK_SCRIPT_KINDS = frozenset(
+    {
+        "misc_path",
+        "quorum_up",
+        "quorum_down",
+        "notify_up",
+        "notify_down",
+        "notify_fifo",
+        "lvs_notify_fifo",
+    }
+)
+_SECURITY_HINT = "add 'enable_script_security' (and 'script_user') to global_defs"
+_VRRP_VIOLATION = "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
+_CHECK_VIOLATION = (
+    "SECURITY VIOLATION - check scripts are being executed but script_security not enabled."
+)
+_IF_HINT = "create interface {}, fix the name, or set 'dynamic_interfaces' in global_defs"
+
+
+def validate(p: Parser, interface_exists: InterfaceExists) -> None:
+    """Cross-reference and environment checks; diagnostics go to ``p``.
+
+    keepalived -t runs the checker and the VRRP process's checks one after
+    the other; each stops at its first fatal problem, as here.
+    """
+    validate_global(p)
+    validate_check(p)
+    validate_vrrp(p, interface_exists)
+
+
+def validate_global(p: Parser) -> None:
+    """main.c: start/shutdown scripts need script security too."""
+    st = p.state
+    if not st.global_defs.get("enable_script_security") and any(
+        k in ("startup_script", "shutdown_script") and script_status(s) == "found"
+        for k, s in st.scripts
+    ):
+        p.report(
+            None,
+            Severity.SECURITY_ERROR,
+            "SECURITY VIOLATION - start/shutdown scripts are being executed but "
+            "script_security not enabled.",
+            _SECURITY_HINT,
+        )
+
+
+def validate_vrrp(p: Parser, interface_exists: InterfaceExists) -> None:
+    """The VRRP process's checks.  Instances the checks did not reach still get
+    their derived defaults, silently, so the model is complete whatever the verdict."""
+    _validate_vrrp(p, interface_exists)
+    st = p.state
+    done = {id(v) for v in st.vrrp_instances if st.vrrp_meta.get(v.name, {}).get("resolved")}
+    quiet = Parser(p.lex, p.root)
+    st.vrrp_instances = [
+        v
+        if id(v) in done
+        else _complete_instance(quiet, v, st.vrrp_meta.get(v.name, {}), st.global_defs)[0]
+        for v in st.vrrp_instances
+    ]
+
+
+def _validate_vrrp(p: Parser, interface_exists: InterfaceExists) -> None:
+    """vrrp_daemon.c start_vrrp and vrrp.c vrrp_complete_init, in their order."""
+    st = p.state
+    g = st.global_defs
+    instances: list[VrrpInstance] = st.vrrp_instances
+
+    # A missing interface stops the VRRP process before any other check.
+    if not g.get("dynamic_interfaces"):
+        bad = False
+        for name, loc, what in st.interface_refs:
+            if what == "lvs_sync_daemon" or interface_exists(name):
+                continue
+            bad = True
+            if what == "track_interface":
+                msg = f"({_owner_at(instances, loc)}) tracked interface {name} doesn't exist"
+            else:
+                msg = f"WARNING - interface {name} for {what} doesn't exist"
+            p.report(
+                loc,
+                Severity.GENERAL_ERROR,
+                msg,
+                _IF_HINT.format(name),
+            )
+        if bad:
+            p.report(None, Severity.BAD_IF, "Non-existent interface specified in configuration")
+            return
+    if not instances:
+        return
+
+    # check_vrrp_script_security: a vrrp_script that cannot be found is an error.
+    found_script = False
+    for vs in st.vrrp_scripts:
+        status = script_status(vs.script)
+        if status == "missing":
+            p.report(
+                vs.loc,
+                Severity.GENERAL_ERROR,
+                f"Disabling track script {vs.name} since not found/accessible",
+                f"install {vs.script.path} or fix the path in vrrp_script {vs.name}",
+            )
+        found_script |= status == "found"
+    if not g.get("enable_script_security") and (
+        found_script
+        or any(
+            k in _VRRP_SCRIPT_KINDS and k != "vrrp_script" and script_status(s) == "found"
+            for k, s in st.scripts
+        )
+    ):
+        p.report(None, Severity.SECURITY_ERROR, _VRRP_VIOLATION, _SECURITY_HINT)
+
+    # chk_min_cfg: every instance needs a VRID and an interface (or unicast peers).
+    for v in instances:
+        hint = None
+        if v.virtual_router_id == 0:
+            msg, hint = "the virtual router id must be set", "add 'virtual_router_id N' (1-255)"
+        elif v.interface == "lo" and not v.unicast_peers:
+            p.report(
+                v.loc,
+                Severity.GENERAL_ERROR,
+                f"({v.name}) cannot use a loopback interface (lo) for vrrp - ignoring",
+                "name a real interface",
+            )
+            msg, hint = "Unknown interface!", "add 'interface IFACE' (or unicast_peer addresses)"
+        elif v.interface is None and not v.unicast_peers:
+            msg, hint = "Unknown interface!", "add 'interface IFACE' (or unicast_peer addresses)"
+        if hint is not None:
+            p.report(v.loc, Severity.GENERAL_ERROR, f"({v.name}) {msg}", hint)
+            return
+
+    names = {v.name for v in instances}
+    groups: list[VrrpSyncGroup] = []
+    for sg, members in st.vrrp_sync_groups:
+        if not members:
+            p.report(
+                sg.loc,
+                Severity.GENERAL_ERROR,
+                f"Sync group {sg.name} has no virtual router(s). removing",
+                f"add 'group {{ INSTANCE … }}' to vrrp_sync_group {sg.name}",
+            )
+            continue
+        ok: list[str] = []
+        for m, loc in members:
+            if m not in names:
+                p.report(
+                    loc,
+                    Severity.GENERAL_ERROR,
+                    f"Virtual router {m} specified in sync "
+                    f"group {sg.name} doesn't exist - ignoring",
+                    "name an existing vrrp_instance",
+                )
+            else:
+                ok.append(m)
+        if len(ok) == 1:
+            p.report(
+                sg.loc,
+                Severity.GENERAL_ERROR,
+                f"Sync group {sg.name} has only 1 virtual router(s) - "
+                "this probably isn't what you want",
+                "a sync group needs at least two vrrp_instances",
+            )
+        groups.append(sg)
+    st.vrrp_sync_groups = [(g2, ()) for g2 in groups]
+
+    resolved: list[VrrpInstance] = []
+    for v in instances:
+        meta = st.vrrp_meta.setdefault(v.name, {})
+        done, fine = _complete_instance(p, v, meta, g)
+        meta["resolved"] = True
+        resolved.append(done)
+        if not fine:
+            st.vrrp_instances = resolved + instances[len(resolved) :]
+            return
+    st.vrrp_instances = resolved
+
+    seen: dict[tuple[str | None, int, int], VrrpInstance] = {}
+    for v in resolved:
+        key = (v.interface, v.virtual_router_id, v.family)
+        other = seen.get(key)
+        if other is not None:
+            p.report(
+                v.loc,
+                Severity.GENERAL_ERROR,
+                f"({v.name}) duplicate VRID conflict with {other.name} VRID {v.virtual_router_id}",
+                "give each instance on one interface its own virtual_router_id",
+            )
+            return
+        seen[key] = v
+
+
+def validate_check(p: Parser) -> None:
+    """check_data.c validate_check_config and check_check_script_security."""
+    st = p.state
+    vsgs = {x.name: x for x in st.virtual_server_groups}
+    kept = []
+    for vs, built in st.virtual_servers:
+        if vs.group is not None and vs.group not in vsgs:
+            # ipwrapper.c only logs this.
+            p.report(
+                vs.loc,
+                Severity.INFO,
+                f"Virtual server group {vs.group} specified but not configured - ignoring",
+                f"define 'virtual_server_group {vs.group} {{ … }}' or fix the name",
+            )
+            continue
+        if _check_vs(p, vs, built, vsgs.get(vs.group or "")):
+            kept.append(vs)
+    st.virtual_servers = [(vs, None) for vs in kept]
+    if (
+        kept
+        and not st.global_defs.get("enable_script_security")
+        and any(k in _CHECK_SCRIPT_KINDS and script_status(s) == "found" for k, s in st.scripts)
+    ):
+        p.report(None, Severity.SECURITY_ERROR, _CHECK_VIOLATION, _SECURITY_HINT)
+
+
+def _complete_instance(
+    p: Parser, v: VrrpInstance, meta: dict[str, bool], g: dict[str, Any]
+) -> tuple[VrrpInstance, bool]:
+    """Defaults that depend on other settings, and the consistency checks of
+    vrrp.c ``vrrp_complete_instance``; returns the instance as keepalived would run it."""
+    name = v.name
+    err = Severity.GENERAL_ERROR
+
+    def report(msg: str, hint: str) -> None:
+        p.report(v.loc, err, f"({name}) {msg}", hint)
+
+    version = (
+        v.version if meta.get("version_set") else (3 if v.family == 6 else g.get("vrrp_version", 2))
+    )
+    strict = v.strict_mode if v.strict_mode is not None else bool(g.get("vrrp_strict"))
+    master = v.initial_state is InitialState.MASTER
+    prio = v.priority if meta.get("priority_set") else (255 if master else 100)
+    if not v.virtual_ipaddress:
+        if version == 3 or strict:
+            report("No VIP specified; at least one is required", "add a virtual_ipaddress block")
+            return v, False
+        else:
+            report("No VIP specified; at least one is sensible", "add a virtual_ipaddress block")
+    if strict and master != (prio == 255):
+        report(
+            "State MASTER must match being address owner",
+            "with vrrp_strict, use state MASTER only with priority 255",
+        )
+    auth = v.auth_type
+    if auth is not None:
+        if strict:
+            report(
+                "Strict mode does not support authentication. Ignoring.",
+                "remove the authentication block (vrrp_strict forbids it)",
+            )
+            auth = None
+        elif version == 3:
+            report(
+                "VRRP version 3 does not support authentication. Ignoring.",
+                "remove the authentication block for VRRPv3",
+            )
+            auth = None
+        elif not meta.get("has_auth_pass"):
+            report(
+                "Authentication specified but no password given. Ignoring",
+                "add 'auth_pass SECRET' to the authentication block",
+            )
+            auth = None
+        elif v.family == 6 and auth == "AH":
+            report("Cannot use AH authentication with IPv6. ignoring", "use auth_type PASS or none")
+            auth = None
+        elif auth == "AH" and master and prio != 255:
+            report(
+                "Initial state master is incompatible with AH authentication - clearing",
+                "use 'state BACKUP' with AH (or auth_type PASS)",
+            )
+            master = False
+    if strict and v.unicast_peers:
+        report(
+            "Unicast peers are not supported in strict mode", "remove vrrp_strict or unicast_peer"
+        )
+    if v.unicast_peers and v.interface is None and v.unicast_src_ip is None:
+        p.report(
+            v.loc,
+            err,
+            f"({name}): Unicast instances must have unicast_src_ip or interface",
+            "add 'interface IFACE' or 'unicast_src_ip IP'",
+        )
+    nopreempt = v.nopreempt
+    delay = v.preempt_delay
+    if prio == 255 and nopreempt:
+        report(
+            "nopreempt is incompatible with priority 255. resetting nopreempt",
+            "remove nopreempt, or lower the priority",
+        )
+        nopreempt = False
+    if master:
+        if nopreempt:
+            report(
+                "Warning - nopreempt will not work with initial state MASTER - clearing",
+                "use 'state BACKUP' with nopreempt",
+            )
+            nopreempt = False
+        if delay:
+            report(
+                "Warning - preempt delay will not work with initial state MASTER - clearing",
+                "use 'state BACKUP' with preempt_delay",
+            )
+            delay = 0.0
+    if delay:
+        if strict:
+            report(
+                "preempt_delay is incompatible with strict mode - resetting", "remove preempt_delay"
+            )
+            delay = 0.0
+        if nopreempt:
+            report(
+                "preempt_delay is incompatible with nopreempt mode - resetting",
+                "use either nopreempt or preempt_delay",
+            )
+            delay = 0.0
+    accept = v.accept
+    if accept is None:
+        accept = True if prio == 255 else not strict
+    if accept and prio != 255 and strict and version == 2:
+        report(
+            "warning - accept mode for VRRP version 2 does not comply with RFC3768 - resetting",
+            "remove 'accept' or use VRRPv3",
+        )
+        accept = False
+    adv = v.advert_int
+    if version == 2:
+        if adv >= 256:
+            report(
+                f"VRRPv2 advertisement interval {adv:.2f}s "
+                "is out of range. Must be less than 256s.",
+                "advert_int takes 1..255 seconds with VRRPv2",
+            )
+            adv = 255.0
+        elif adv != int(adv):
+            report(
+                f"VRRPv2 advertisement interval {adv:f}s must be an integer. rounding",
+                "VRRPv2 advert_int is whole seconds; use version 3 for sub-second",
+            )
+            adv = float(max(1, round(adv)))
+    else:
+        if adv >= 40.96:
+            report(
+                f"VRRPv3 advertisement interval {adv:.2f}s "
+                "is out of range. Must be less than 40.96s.",
+                "advert_int takes up to 40.95 seconds with VRRPv3",
+            )
+            adv = 40.95
+        elif round(adv * 100) != adv * 100:
+            report(
+                f"VRRPv3 advertisement interval {adv:f}s must be in units of 10ms - rounding",
+                "use a multiple of 0.01 s",
+            )
+            adv = round(adv * 100) / 100
+    done = replace(
+        v,
+        version=int(version),
+        priority=prio,
+        initial_state=InitialState.MASTER if master else InitialState.BACKUP,
+        auth_type=auth,
+        nopreempt=nopreempt,
+        preempt_delay=delay,
+        accept=accept,
+        advert_int=adv,
+    )
+    return done, True
+
+
+def _check_vs(p: Parser, vs: VirtualServer, built: dict[str, Any], vsg: Any) -> bool:
+    """check_data.c ``validate_check_config`` for one virtual server; False if dropped."""
+    err = Severity.GENERAL_ERROR
+    name = vs.key
+
+    def report(msg: str, hint: str) -> None:
+        p.report(vs.loc, err, msg, hint)
+
+    if not vs.real_servers:
+        report(f"Virtual server {name} has no real servers - ignoring", "add a real_server block")
+        return False
+    entries = vsg.entries if vsg is not None else ()
+    vsg_fw = any(e.fwmark is not None for e in entries)
+    vsg_addr = [e for e in entries if e.fwmark is None]
+    if vs.ha_suspend and (vs.fwmark is not None or vsg_fw):
+        report(
+            f"Virtual server {name}: cannot use ha_suspend with fwmarks - clearing ha_suspend",
+            "remove ha_suspend from fwmark services",
+        )
+    by_address = bool(vsg_addr) if vsg is not None else vs.fwmark is None
+    proto_set = "protocol" in built
+    if by_address:
+        if not proto_set:
+            report(
+                f"Virtual server {name}: no protocol set - defaulting to UDP",
+                "add 'protocol TCP' (or UDP/SCTP); keepalived would use UDP",
+            )
+        elif vs.ops and vs.protocol.value != "UDP":
+            report(
+                f"Virtual server {name}: one packet scheduling requires UDP - resetting",
+                "remove 'ops' or use protocol UDP",
+            )
+        if not vs.persistence_timeout and vsg is None and vs.fwmark is None and not vs.port:
+            report(
+                f"Virtual server {name}: zero port only valid for persistent services - setting",
+                "give the virtual server a port, or set persistence_timeout",
+            )
+    if not vs.persistence_timeout and vsg is not None and any(not e.port for e in vsg_addr):
+        report(
+            f"Virtual server {name}: zero port only valid for persistent services - setting",
+            "give every group entry a port, or set persistence_timeout",
+        )
+    if proto_set and ((vsg is not None and not vsg_addr and vsg_fw) or (vsg is None and vs.fwmark)):
+        report(
+            f"Warning: Virtual server {name}: protocol specified for fwmark - "
+            "protocol will be ignored",
+            "remove 'protocol' from fwmark virtual servers",
+        )
+    if "lb_algo" not in built:
+        report(
+            f"Virtual server {name}: no scheduler set, setting default 'wlc'",
+            "add 'lb_algo wlc' (or rr, wrr, lc, sh …)",
+        )
+    vs_kind = vs.lb_kind if "lb_kind" in built else None
+    seen: set[tuple[Any, Any]] = set()
+    weight_sum = 0
+    told_fwd = False
+    for rs in vs.real_servers:
+        key = (rs.address, rs.port or 0)
+        if key in seen:
+            report(
+                f"VS {name}: real server [{rs.address}]:{rs.port or 0} "
+                "is duplicated - removing second rs",
+                "list each real server once",
+            )
+            continue
+        seen.add(key)
+        if rs.lb_kind is None and vs_kind is None and not told_fwd:
+            report(
+                f"Virtual server {name}: no forwarding method set, setting default NAT",
+                "add 'lb_kind NAT' (or DR/TUN)",
+            )
+            told_fwd = True
+        weight_sum += rs.weight
+    ss = vs.sorry_server
+    if ss is not None and ss.lb_kind is None and vs_kind is None and not told_fwd:
+        report(
+            f"Virtual server {name}: no forwarding method set, setting default NAT",
+            "add 'lb_kind NAT' (or DR/TUN)",
+        )
+    if vs.quorum > weight_sum:
+        report(
+            f"Warning - quorum {vs.quorum} for {name} exceeds total weight of real servers "
+            f"{weight_sum}, reducing quorum to {weight_sum}",
+            "lower quorum or raise weights",
+        )
+    quorum = min(vs.quorum, weight_sum)
+    if vs.hysteresis >= quorum:
+        report(
+            f"Virtual server {name}: hysteresis {vs.hysteresis} >= quorum {quorum}; "
+            f"setting hysteresis to {quorum - 1}",
+            "hysteresis must be below quorum",
+        )
+    nat = LbKind.NAT
+
+    def kind(r: RealServer) -> LbKind:
+        return r.lb_kind or vs_kind or nat
+
+    if vsg is not None:
+        if vsg_fw:
+            for rs in vs.real_servers:
+                if kind(rs) is not nat and rs.port:
+                    report(
+                        f"WARNING - fwmark virtual server {name}, real server "
+                        f"[{rs.address}]:{rs.port} has port specified - port will be ignored",
+                        "drop the port of real servers of fwmark services",
+                    )
+            if ss is not None and kind(ss) is not nat and ss.port:
+                report(
+                    f"WARNING - fwmark virtual server {name}, sorry server has port specified "
+                    "- port will be ignored",
+                    "drop the sorry server's port",
+                )
+        for e in vsg_addr:
+            for rs in vs.real_servers:
+                if kind(rs) is not nat and rs.port and rs.port != (e.port or 0):
+                    report(
+                        f"virtual server {name}:[{e.address}] and real server "
+                        f"[{rs.address}]:{rs.port} ports don't match",
+                        "with DR/TUN the real server port must equal the virtual port",
+                    )
+            if ss is not None and kind(ss) is not nat and ss.port and ss.port != (e.port or 0):
+                report(
+                    f"WARNING - virtual server {name}, sorry server has port specified - "
+                    "port will be ignored",
+                    "drop the sorry server's port",
+                )
+    else:
+        for r in (*vs.real_servers, *((ss,) if ss is not None else ())):
+            if kind(r) is nat:
+                continue
+            what = "sorry server" if r is ss else f"real server [{r.address}]:{r.port}"
+            if vs.fwmark is not None:
+                if r.port:
+                    report(
+                        f"WARNING - fwmark virtual server {name}, "
+                        f"{what} has port specified - clearing",
+                        "drop the port of real servers of fwmark services",
+                    )
+            elif r.port and r.port != vs.port:
+                report(
+                    f"WARNING - virtual server {name} and {what} ports don't match - resetting",
+                    "with DR/TUN the real server port must equal the virtual port",
+                )
+    return True
+
+
+def _owner_at(instances: list[VrrpInstance], loc: Loc) -> str:
+    best: Any = None
+    for v in instances:
+        if (
+            v.loc.file == loc.file
+            and v.loc.line <= loc.line
+            and (best is None or v.loc.line > best.loc.line)
+        ):
+            best = v
+    return best.name if best is not None else "?"

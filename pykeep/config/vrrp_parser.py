@@ -1,0 +1,1025 @@
+"""VRRP keywords: instances, sync groups, scripts, track files, static_* (vrrp/vrrp_parser.c)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from pykeep.config.diagnostics import Severity
+from pykeep.config.lexer import Line
+from pykeep.config.model import (
+    InitialState,
+    IPAddressSpec,
+    Loc,
+    Notify,
+    RouteSpec,
+    RuleSpec,
+    TrackRef,
+    UnicastPeer,
+    VrrpInstance,
+    VrrpScript,
+    VrrpSyncGroup,
+    VrrpTrackFile,
+)
+from pykeep.config.parser import Parser, Table, block, frozen, generic, kw, parse_ip
+
+_INSTANCE_ACCEPTED = [
+    "use_vmac_addr",
+    "vmac_xmit_base",
+    "use_ipvlan",
+    "unicast_fault_no_peer",
+    "old_unicast_checksum",
+    "native_ipv6",
+    "vrf",
+    "track_process",
+    "track_bfd",
+    "mcast_dst_ip",
+    "track_src_ip",
+    "promote_secondaries",
+    "linkbeat_use_polling",
+    "debug",
+    "notify_priority_changes",
+    "down_timer_adverts",
+    "garp_extra_if",
+    "vmac_garp_intvl",
+    "lower_prio_no_advert",
+    "higher_prio_send_advert",
+    "kernel_rx_buf_size",
+]
+
+_ROUTE_TYPES = {
+    "xresolve",
+    "unicast",
+    "blackhole",
+    "unreachable",
+    "prohibit",
+    "throw",
+    "local",
+    "broadcast",
+    "multicast",
+    "anycast",
+    "nat",
+}
+
+
+# -- addresses, routes, rules ----------------------------------------------------
+
+
+def parse_address(p: Parser, line: Line, what: str = "VRRP") -> IPAddressSpec | None:
+    """``IP[/len] [brd IP] [dev IF] [scope S] [label L] [no_track] …`` (vrrp_ipaddress.c)."""
+    w = line.words
+    text = w[0]
+    try:
+        addr: Any = ipaddress.ip_interface(text)
+    except ValueError:
+        p.report(
+            line.loc,
+            Severity.GENERAL_ERROR,
+            f"{what} parsed invalid IP {text}. skipping IP...",
+            "write ADDRESS[/PREFIX] [dev IFACE] [label L] "
+            "[scope S] [brd B], e.g. 192.168.1.10/24 dev eth0",
+        )
+        return None
+    fields: dict[str, Any] = {}
+    i = 1
+    while i < len(w):
+        opt = w[i]
+        val = w[i + 1] if i + 1 < len(w) else None
+        if opt in ("dev", "label", "scope") and val is not None:
+            fields[opt] = val
+            i += 2
+        elif opt in ("brd", "broadcast") and val is not None:
+            try:
+                fields["broadcast"] = ipaddress.IPv4Address(val) if val not in ("+", "-") else None
+            except ValueError:
+                p.report(line.loc, Severity.GENERAL_ERROR, f"Invalid broadcast address {val}")
+            i += 2
+        elif opt == "no_track":
+            fields["no_track"] = True
+            i += 1
+        elif opt in ("home", "-nodad", "nodad", "noprefixroute", "autojoin", "track"):
+            i += 1
+        elif opt in ("peer", "preferred_lft", "valid_lft", "metric") and val is not None:
+            i += 2
+        else:
+            p.report(
+                line.loc,
+                Severity.GENERAL_ERROR,
+                f"Unknown configuration entry '{opt}' for ip address - ignoring",
+                "valid options: dev, label, scope, brd, "
+                "peer, home, -nodad, noprefixroute, no_track",
+            )
+            i += 1
+    if "dev" in fields:
+        p.state.interface_refs.append((fields["dev"], line.loc, f"ip address {addr.ip}"))
+    return IPAddressSpec(addr, loc=line.loc, **fields)
+
+
+_ROUTE_VALUE_KW = frozenset(
+    [
+        "src",
+        "as",
+        "via",
+        "gw",
+        "from",
+        "tos",
+        "table",
+        "protocol",
+        "scope",
+        "metric",
+        "priority",
+        "preference",
+        "dev",
+        "oif",
+        "expires",
+        "mtu",
+        "hoplimit",
+        "advmss",
+        "rtt",
+        "rttvar",
+        "reordering",
+        "window",
+        "cwnd",
+        "ssthresh",
+        "realms",
+        "rto_min",
+        "initcwnd",
+        "initrwnd",
+        "features",
+        "quickack",
+        "congctl",
+        "pref",
+        "fastopen_no_cookie",
+        "track_group",
+        "vrf",
+        "to",
+        "or",
+    ]
+)
+_ROUTE_FLAG_KW = frozenset({"inet", "inet6", "onlink", "no_track", "ttl-propagate"})
+
+
+def _network(text: str) -> Any:
+    """ADDRESS[/PREFIX] as keepalived's parse_route reads it (inet_pton), or None."""
+    addr, _, plen = text.partition("/")
+    try:
+        ip = parse_ip(addr)
+        bits = int(plen) if plen else ip.max_prefixlen
+        if plen and not plen.isdigit():
+            return None
+        return ipaddress.ip_network((ip, bits), strict=False)
+    except ValueError:
+        return None
+
+
+def parse_route(p: Parser, line: Line, track: bool) -> RouteSpec | None:
+    """One ``ip route``-like line, walked word by word as vrrp_iproute.c ``alloc_route`` does.
+
+    A keyword missing its value stops keepalived (exit 2); a word that is no
+    keyword is the destination, and a second one is an "unknown route keyword".
+    """
+    w = line.words
+    i = 0
+    kind = None
+    dest: Any = None
+    have_dest = False
+    fields: dict[str, Any] = {}
+    opts: list[str] = []
+    while i < len(w):
+        opt = w[i]
+        if opt in _ROUTE_FLAG_KW:
+            opts.append(opt)
+            i += 1
+            continue
+        if opt == "nexthop" or opt == "encap":
+            opts += w[i:]
+            break
+        if opt not in _ROUTE_VALUE_KW:
+            # The destination, optionally after "to" and a route type (a name
+            # or a number, rt_names.c find_rttables_rtntype).
+            if opt == "to":
+                i += 1
+                opt = w[i] if i < len(w) else "to"
+            if opt in _ROUTE_TYPES or (opt.isdigit() and int(opt) <= 255):
+                kind = opt
+                i += 1
+            dtext = p.arg(line, i)
+            assert dtext is not None
+            have_dest = True
+            i += 1
+            if dtext == "default":
+                dest = None
+                continue
+            dest = _network(dtext)
+            if dest is None:
+                p.report(
+                    line.loc,
+                    Severity.GENERAL_ERROR,
+                    f"unknown route keyword {dtext}",
+                    "write [TYPE] NETWORK/PREFIX [via GATEWAY] [dev IFACE] [src IP] [table N] …",
+                )
+                return None
+            continue
+        val = p.arg(line, i + 1)
+        assert val is not None
+        if opt in ("via", "gw"):
+            if opt == "gw":
+                p.report(
+                    line.loc,
+                    Severity.GENERAL_ERROR,
+                    '"gw" for routes is deprecated. Please use "via"',
+                    "write 'via GATEWAY'",
+                )
+            fields["via"] = p.ip(val, line.loc, "gateway")
+        elif opt == "or":
+            p.report(
+                line.loc,
+                Severity.GENERAL_ERROR,
+                '"or" for routes is deprecated. Please use "nexthop"',
+                "write 'nexthop via A nexthop via B'",
+            )
+            opts += [opt, val]
+        elif opt in ("dev", "oif"):
+            fields["dev"] = val
+            p.state.interface_refs.append((val, line.loc, f"route {w[0]}"))
+        elif opt == "src":
+            fields["src"] = p.ip(val, line.loc, "route source")
+        elif opt == "scope":
+            fields["scope"] = val
+        elif opt == "table":
+            try:
+                fields["table"] = int(val)
+            except ValueError:
+                opts += [opt, val]
+        elif opt in ("metric", "preference", "priority"):
+            n = p.to_int(val, 0, 2**32 - 1, line.loc, "route metric")
+            if n is not None:
+                fields["metric"] = n
+        else:
+            opts += [opt, val]
+        i += 2
+    if not have_dest:
+        p.report(
+            line.loc,
+            Severity.GENERAL_ERROR,
+            "No destination specified for route",
+            "write the destination network, e.g. 10.0.0.0/24",
+        )
+        return None
+    if track and "dev" not in fields and "no_track" not in opts:
+        p.report(
+            line.loc,
+            Severity.GENERAL_ERROR,
+            f"Warning - cannot track route {dest if dest is not None else '0.0.0.0/0'} "
+            "with no interface specified, not tracking",
+            "add 'dev IFACE' to the route, or 'no_track' to silence this",
+        )
+    return RouteSpec(dest, kind=kind, options=tuple(opts), loc=line.loc, **fields)
+
+
+def parse_rule(p: Parser, line: Line, counter: list[int]) -> RuleSpec | None:
+    """One ``ip rule``-like line (vrrp_iprule.c); checks addresses and the preference."""
+    w = line.words
+    has_pref = False
+    i = 0
+    while i < len(w):
+        opt = w[i]
+        if opt in ("from", "to", "table", "preference", "priority", "fwmark", "iif", "oif") and (
+            i + 1 >= len(w)
+        ):
+            p.arg(line, i + 1)
+        if opt in ("from", "to") and i + 1 < len(w):
+            val = w[i + 1]
+            if val != "all":
+                try:
+                    ipaddress.ip_network(val, strict=False)
+                except ValueError:
+                    p.report(
+                        line.loc,
+                        Severity.GENERAL_ERROR,
+                        f"VRRP parsed invalid IP {val}. skipping IP...",
+                    )
+                    p.report(
+                        line.loc,
+                        Severity.GENERAL_ERROR,
+                        f"Invalid rule {opt} address {val}",
+                        "write a network such as 192.168.100.0/24",
+                    )
+                    return None
+            i += 2
+            continue
+        if opt in ("preference", "priority", "order", "pref", "prio"):
+            has_pref = True
+        i += 1
+    if not has_pref:
+        counter[0] -= 1
+        p.report(
+            line.loc,
+            Severity.GENERAL_ERROR,
+            f"Rule has no preference specified - setting to {counter[0] + 1}. "
+            "This is probably not what you want.",
+            "add 'preference N' to the rule",
+        )
+    return RuleSpec(tuple(w), line.loc)
+
+
+def _static_addresses(p: Parser, line: Line) -> None:
+    for ln in p.value_block(line):
+        a = parse_address(p, ln)
+        if a is not None:
+            p.state.static_ipaddress.append(a)
+
+
+def _static_routes(p: Parser, line: Line) -> None:
+    for ln in p.value_block(line):
+        r = parse_route(p, ln, track=False)
+        if r is not None:
+            p.state.static_routes.append(r)
+
+
+def _static_rules(p: Parser, line: Line) -> None:
+    for ln in p.value_block(line):
+        r = parse_rule(p, ln, p.state.rule_pref)
+        if r is not None:
+            p.state.static_rules.append(r)
+
+
+# -- vrrp_instance -------------------------------------------------------------
+
+
+def _vi(p: Parser) -> dict[str, Any]:
+    cur = p.state.cur.get("vrrp")
+    if cur is None:
+        cur = {}
+    return cur
+
+
+def _instance(p: Parser, line: Line) -> None:
+    # vrrp_parser.c vrrp_handler: exactly one name, not used before, else skip the block.
+    name = line.words[1] if len(line.words) == 2 else None
+    if name is None:
+        p.error("vrrp_instance must have a name", "write 'vrrp_instance NAME {'")
+    elif any(v.name == name for v in p.state.vrrp_instances):
+        p.error(f"vrrp instance {name} already defined", "give each vrrp_instance a unique name")
+        name = None
+    if name is None:
+        p.skip_block()
+        p.state.cur["vrrp"] = None
+        return
+    p.state.cur["vrrp"] = {"name": name, "loc": line.loc, "_notify": {}, "_auth_loc": None}
+
+
+def _set(key: str, conv: str = "str") -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = _vi(p)
+        if conv == "flag":
+            d[key] = p.flag(line)
+            return
+        v = p.arg(line)
+        if v is not None:
+            d[key] = v
+
+    return handler
+
+
+def _state(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    if v == "MASTER":
+        _vi(p)["initial_state"] = InitialState.MASTER
+    elif v == "BACKUP":
+        _vi(p)["initial_state"] = InitialState.BACKUP
+    else:
+        p.error(
+            f"({_vi(p).get('name')}) unknown state '{v}', defaulting to BACKUP",
+            "write 'state MASTER' or 'state BACKUP'",
+        )
+
+
+def _interface(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    d = _vi(p)
+    d["interface"] = v
+    p.state.interface_refs.append((v, line.loc, f"vrrp_instance {d.get('name')}"))
+
+
+def _vrid(p: Parser, line: Line) -> None:
+    v = p.int_arg(line, 1, 255)
+    if v is None:
+        p.error(
+            f"({_vi(p).get('name')}): VRID '{line.words[1] if len(line.words) > 1 else ''}' "
+            "not valid - must be between 1 & 255",
+            "virtual_router_id takes 1..255, the same on every router of the group",
+        )
+        return
+    _vi(p)["virtual_router_id"] = v
+
+
+def _priority(p: Parser, line: Line) -> None:
+    v = p.int_arg(line, 1, 255)
+    if v is None:
+        p.error(
+            f"({_vi(p).get('name')}) Priority not valid! "
+            "must be between 1 & 255. Using default 100",
+            "priority takes 1..255 (255 means address owner)",
+        )
+        return
+    _vi(p)["priority"] = v
+
+
+def _advert(p: Parser, line: Line) -> None:
+    v = p.decimal_arg(line, 0.01, 255)
+    if v is None:
+        p.error(
+            f"({_vi(p).get('name')}) Advert interval (in sec) "
+            "not valid! must be between 0.01 and 255 - ignoring"
+        )
+        return
+    _vi(p)["advert_int"] = v
+
+
+def _version(p: Parser, line: Line) -> None:
+    v = p.int_arg(line, 2, 3)
+    if v is None:
+        p.error(f"({_vi(p).get('name')}) Version must be either 2 or 3")
+        return
+    _vi(p)["version"] = v
+
+
+def _unicast_ttl(p: Parser, line: Line) -> None:
+    v = p.int_arg(line, 1, 255)
+    if v is not None:
+        _vi(p)["unicast_ttl"] = v
+
+
+def _src_ip(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.arg(line)
+        if v is None:
+            return
+        a = p.ip(v, line.loc, key)
+        if a is not None:
+            _vi(p)[key] = a
+
+    return handler
+
+
+def _vips(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = _vi(p)
+        lst = d.setdefault(key, [])
+        for ln in p.value_block(line):
+            a = parse_address(p, ln)
+            if a is None:
+                continue
+            if key == "virtual_ipaddress":
+                # vrrp_parser.c: the first VIP sets the instance's family.
+                fam = d.setdefault("_family", a.address.version)
+                if fam != a.address.version:
+                    p.report(
+                        ln.loc,
+                        Severity.GENERAL_ERROR,
+                        f"({d.get('name')}): address family must match VRRP instance "
+                        f"[{a.address.ip}] - ignoring",
+                        "use one address family per vrrp_instance (a second instance for IPv6)",
+                    )
+                    continue
+            lst.append(a)
+
+    return handler
+
+
+def _vroutes(p: Parser, line: Line) -> None:
+    lst = _vi(p).setdefault("virtual_routes", [])
+    for ln in p.value_block(line):
+        r = parse_route(p, ln, track=True)
+        if r is not None:
+            lst.append(r)
+
+
+def _vrules(p: Parser, line: Line) -> None:
+    lst = _vi(p).setdefault("virtual_rules", [])
+    for ln in p.value_block(line):
+        r = parse_rule(p, ln, p.state.rule_pref)
+        if r is not None:
+            lst.append(r)
+
+
+def _unicast_peers(p: Parser, line: Line) -> None:
+    lst = _vi(p).setdefault("unicast_peers", [])
+    for ln in p.value_block(line):
+        a = p.ip(ln.words[0], ln.loc, "unicast peer")
+        if a is None:
+            continue
+        fields: dict[str, Any] = {}
+        w = ln.words
+        i = 1
+        while i + 1 < len(w):
+            if w[i] in ("min_ttl", "max_ttl"):
+                fields[w[i]] = p.to_int(w[i + 1], 0, 255, ln.loc, w[i])
+            i += 2
+        lst.append(UnicastPeer(a, loc=ln.loc, **fields))
+
+
+def track_refs(p: Parser, line: Line, kind: str) -> list[TrackRef]:
+    """track_interface / track_script / track_file entries: ``NAME [weight N [reverse]]``."""
+    out: list[TrackRef] = []
+    for ln in p.value_block(line):
+        w = ln.words
+        weight = None
+        reverse = False
+        if len(w) >= 3 and w[1] == "weight":
+            weight = p.to_int(w[2], -254, 254, ln.loc, f"{kind} weight")
+            if len(w) >= 4 and w[3] == "reverse":
+                reverse = True
+        elif len(w) >= 2:
+            p.report(
+                ln.loc,
+                Severity.GENERAL_ERROR,
+                f"{kind} {w[0]} option '{w[1]}' not valid",
+                "write NAME [weight N [reverse]]",
+            )
+        out.append(TrackRef(w[0], weight, reverse, ln.loc))
+        if kind == "track_interface":
+            p.state.interface_refs.append((w[0], ln.loc, "track_interface"))
+    return out
+
+
+def _track(key: str, target: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = p.state.cur.get(target) or {}
+        refs = track_refs(p, line, key)
+        if key != "track_interface":
+            # Looked up while parsing, so the script or file must be defined
+            # above (vrrp_track.c / track_file.c): otherwise it is ignored.
+            if key == "track_script":
+                known = {s.name for s in p.state.vrrp_scripts}
+                what, kind = "track script", "vrrp_script"
+            else:
+                known = {f.name for f in p.state.vrrp_track_files}
+                what, kind = "track file", "vrrp_track_file"
+            kept = []
+            for r in refs:
+                if r.name in known:
+                    kept.append(r)
+                    continue
+                p.report(
+                    r.loc,
+                    Severity.GENERAL_ERROR,
+                    f"({d.get('name')}) {what} {r.name} not found, ignoring...",
+                    f"define '{kind} {r.name} {{ … }}' above the block that uses it",
+                )
+            refs = kept
+        d.setdefault(key, []).extend(refs)
+
+    return handler
+
+
+def _notify(key: str, target: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = p.state.cur.get(target)
+        if d is None:
+            return
+        sc = p.script(line, line.words[0])
+        if sc is not None:
+            if key == "notify_fifo":
+                d["notify_fifo"] = sc
+            else:
+                d["_notify"][key] = sc
+
+    return handler
+
+
+def _smtp(target: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = p.state.cur.get(target)
+        if d is not None:
+            d["smtp_alert"] = p.flag(line)
+
+    return handler
+
+
+def _timer(key: str, lo: float = 0, hi: float = 2**31) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.decimal_arg(line, lo, hi)
+        if v is not None:
+            _vi(p)[key] = v
+
+    return handler
+
+
+def _count(key: str, lo: int = 0, hi: int = 2**31 - 1) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        v = p.int_arg(line, lo, hi)
+        if v is not None:
+            _vi(p)[key] = v
+
+    return handler
+
+
+def _preempt_delay(p: Parser, line: Line) -> None:
+    v = p.decimal_arg(line, 0, 1000)
+    if v is None:
+        p.error(f"({_vi(p).get('name')}) Preempt_delay not valid! must be between 0-1000")
+        return
+    _vi(p)["preempt_delay"] = v
+
+
+def _use_vmac(p: Parser, line: Line) -> None:
+    _vi(p)["use_vmac"] = line.words[1] if len(line.words) > 1 else ""
+
+
+def _lvs_syncd_if(p: Parser, line: Line) -> None:
+    d = _vi(p)
+    v = p.arg(line)
+    if v is None:
+        return
+    p.deprecated(
+        line,
+        f"({d.get('name')}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated.",
+        "use 'lvs_sync_daemon IFACE INSTANCE' in global_defs",
+    )
+    p.report(line.loc, Severity.GENERAL_ERROR, "        Please use global lvs_sync_daemon")
+    d["lvs_sync_daemon_interface"] = v
+
+
+def _auth_type(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    d = _vi(p)
+    if v in ("PASS", "AH"):
+        d["auth_type"] = v
+        d["_auth_loc"] = line.loc
+    else:
+        p.error(
+            f"({d.get('name')}) unknown authentication type '{v}'", "write 'auth_type PASS' (or AH)"
+        )
+
+
+def _auth_pass(p: Parser, line: Line) -> None:
+    v = p.arg(line)
+    if v is None:
+        return
+    d = _vi(p)
+    if len(v) > 8:
+        p.error("Truncating auth_pass to 8 characters", "VRRPv2 passwords are at most 8 characters")
+        v = v[:8]
+    d["auth_pass"] = v
+
+
+def _nopreempt(p: Parser, line: Line) -> None:
+    _vi(p)["nopreempt"] = True
+
+
+def _preempt(p: Parser, line: Line) -> None:
+    _vi(p)["nopreempt"] = False
+
+
+def _accept(value: bool) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        _vi(p)["accept"] = value
+
+    return handler
+
+
+def _dont_track(p: Parser, line: Line) -> None:
+    _vi(p)["dont_track_primary"] = True
+
+
+_VI_FIELDS = set(VrrpInstance.__dataclass_fields__)
+
+
+def _instance_end(p: Parser) -> None:
+    d = p.state.cur.pop("vrrp", None)
+    if d is None:
+        return
+    notify = Notify(**d.pop("_notify"))
+    d.pop("_auth_loc", None)
+    fields = frozen(d, _VI_FIELDS)
+    fields["notify"] = notify
+    fields.setdefault("virtual_router_id", 0)
+    vips = fields.get("virtual_ipaddress", ())
+    peers = fields.get("unicast_peers", ())
+    if vips:
+        fields["family"] = vips[0].address.version
+    elif peers:
+        fields["family"] = peers[0].address.version
+    # What the file set explicitly: defaults that depend on other settings
+    # (priority from state, version from family) are resolved in validate.
+    p.state.vrrp_meta[d["name"]] = {
+        "priority_set": "priority" in d,
+        "version_set": "version" in d,
+        "has_auth_pass": "auth_pass" in d,
+    }
+    p.state.vrrp_instances.append(VrrpInstance(**fields))
+
+
+# -- vrrp_sync_group -------------------------------------------------------------
+
+
+def _sync_group(p: Parser, line: Line) -> None:
+    name = line.words[1] if len(line.words) == 2 else None
+    if name is None:
+        p.error("vrrp_sync_group must have a name - skipping", "write 'vrrp_sync_group NAME {'")
+    elif any(sg.name == name for sg, _m in p.state.vrrp_sync_groups):
+        p.error(f"vrrp sync group {name} already defined", "give each sync group a unique name")
+        name = None
+    if name is None:
+        p.skip_block()
+        p.state.cur["sg"] = None
+        return
+    p.state.cur["sg"] = {
+        "name": name,
+        "loc": line.loc,
+        "group": [],
+        "_notify": {},
+        "_has_group": False,
+    }
+
+
+def _sg_group(p: Parser, line: Line) -> None:
+    d = p.state.cur.get("sg")
+    if d is None:
+        return
+    d["_has_group"] = True
+    for ln in p.value_block(line):
+        for w in ln.words:
+            d["group"].append((w, ln.loc))
+
+
+def _sg_flag(key: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = p.state.cur.get("sg")
+        if d is not None:
+            d[key] = True
+
+    return handler
+
+
+def _sg_end(p: Parser) -> None:
+    d = p.state.cur.pop("sg", None)
+    if d is None:
+        return
+    d["notify"] = Notify(**d.pop("_notify"))
+    members = d.pop("group")
+    d.pop("_has_group")
+    fields = frozen(d)
+    fields["group"] = tuple(m for m, _ in members)
+    p.state.vrrp_sync_groups.append((VrrpSyncGroup(**fields), members))
+
+
+# -- vrrp_script ---------------------------------------------------------------
+
+
+def _vscript(p: Parser, line: Line) -> None:
+    name = p.arg(line)
+    if name is None:
+        p.skip_block()
+        p.state.cur["vs"] = None
+        return
+    p.state.cur["vscript"] = {"name": name, "loc": line.loc}
+
+
+def _vs_script(p: Parser, line: Line) -> None:
+    d = p.state.cur.get("vscript")
+    if d is None:
+        return
+    sc = p.script(line, "vrrp_script", None)
+    if sc is not None:
+        # vrrp_script's "script" takes no user/group after it (those are "user").
+        d["script"] = type(sc)(sc.argv, None, None, sc.loc)
+
+
+def _vs_num(key: str, lo: float, hi: float, integer: bool = False) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = p.state.cur.get("vscript")
+        if d is None:
+            return
+        v: float | int | None = (
+            p.int_arg(line, int(lo), int(hi)) if integer else p.decimal_arg(line, lo, hi)
+        )
+        if v is not None:
+            d[key] = v
+
+    return handler
+
+
+def _vs_weight(p: Parser, line: Line) -> None:
+    d = p.state.cur.get("vscript")
+    if d is None:
+        return
+    v = p.int_arg(line, -253, 253)
+    if v is None:
+        p.error(f"vrrp_script {d['name']} weight must be between [-253..253]")
+        return
+    d["weight"] = v
+    if len(line.words) > 2 and line.words[2] == "reverse":
+        d["weight_reverse"] = True
+
+
+def _vs_user(p: Parser, line: Line) -> None:
+    d = p.state.cur.get("vscript")
+    if d is None:
+        return
+    v = p.arg(line)
+    if v is not None:
+        d["user"] = v
+        if len(line.words) > 2:
+            d["group"] = line.words[2]
+
+
+def _vs_init_fail(p: Parser, line: Line) -> None:
+    d = p.state.cur.get("vscript")
+    if d is not None:
+        d["init_fail"] = True
+
+
+def _vscript_end(p: Parser) -> None:
+    d = p.state.cur.pop("vscript", None)
+    if d is None:
+        return
+    if "script" not in d:
+        p.report(
+            d["loc"],
+            Severity.GENERAL_ERROR,
+            f"No script set for vrrp_script {d['name']} - removing",
+            f"add 'script \"/path/to/check\"' to vrrp_script {d['name']}",
+        )
+        return
+    sc = d["script"]
+    if "user" in d:
+        d["script"] = type(sc)(sc.argv, d["user"], d.get("group"), sc.loc)
+    p.state.vrrp_scripts.append(VrrpScript(**d))
+
+
+# -- vrrp_track_file -------------------------------------------------------------
+
+
+def _tfile(p: Parser, line: Line) -> None:
+    name = p.arg(line)
+    if name is None:
+        p.skip_block()
+        p.state.cur["tf"] = None
+        return
+    p.state.cur["tf"] = {"name": name, "loc": line.loc}
+
+
+def _tf_file(p: Parser, line: Line) -> None:
+    d = p.state.cur.get("tf")
+    v = p.opt_arg(line, "track file file name missing")
+    if d is not None and v is not None:
+        d["file"] = v
+
+
+def _tf_weight(p: Parser, line: Line) -> None:
+    d = p.state.cur.get("tf")
+    if d is None:
+        return
+    v = p.int_arg(line, -254, 254)
+    if v is not None:
+        d["weight"] = v
+        if len(line.words) > 2 and line.words[2] == "reverse":
+            d["weight_reverse"] = True
+
+
+def _tf_init(p: Parser, line: Line) -> None:
+    d = p.state.cur.get("tf")
+    if d is None:
+        return
+    d["init_file"] = 0
+    if len(line.words) > 1 and line.words[1] not in ("overwrite",):
+        v = p.to_int(line.words[1], -254, 254, line.loc, "init_file")
+        if v is not None:
+            d["init_file"] = v
+
+
+def _tfile_end(p: Parser) -> None:
+    d = p.state.cur.pop("tf", None)
+    if d is None:
+        return
+    if "file" not in d:
+        p.report(
+            d["loc"],
+            Severity.GENERAL_ERROR,
+            f"No file set for track_file {d['name']} - ignoring",
+            f"add 'file /path' to track_file {d['name']}",
+        )
+        return
+    p.state.vrrp_track_files.append(VrrpTrackFile(**d))
+
+
+def install(root: Table) -> None:
+    """The VRRP root keywords (vrrp_parser.c init_vrrp_keywords)."""
+    tg = block(root, "track_group", generic)
+    kw(tg, "group", generic)
+    kw(root, "static_ipaddress", _static_addresses)
+    kw(root, "static_routes", _static_routes)
+    kw(root, "static_rules", _static_rules)
+    kw(root, "linkbeat_interfaces", generic)
+    kw(root, "interface_up_down_delays", generic)
+
+    sg = block(root, "vrrp_sync_group", _sync_group, _sg_end)
+    kw(sg, "group", _sg_group)
+    kw(sg, "track_interface", _track("track_interface", "sg"))
+    kw(sg, "track_script", _track("track_script", "sg"))
+    kw(sg, "track_file", _track("track_file", "sg"))
+    kw(sg, "track_process", generic)
+    kw(sg, "track_bfd", generic)
+    for n in ("notify_backup", "notify_master", "notify_fault", "notify_stop"):
+        kw(sg, n, _notify(n[7:], "sg"))
+    kw(sg, "notify", _notify("generic", "sg"))
+    kw(sg, "smtp_alert", _smtp("sg"))
+    kw(sg, "global_tracking", _sg_flag("global_tracking"))
+    kw(sg, "sync_group_tracking_weight", _sg_flag("sync_group_tracking_weight"))
+    kw(sg, "notify_priority_changes", generic)
+
+    gg = block(root, "garp_group", generic)
+    for n in ("garp_interval", "gna_interval", "interface", "interfaces"):
+        kw(gg, n, generic)
+
+    vi = block(root, "vrrp_instance", _instance, _instance_end)
+    for n in _INSTANCE_ACCEPTED:
+        kw(vi, n, generic)
+    kw(vi, "use_vmac", _use_vmac)
+    kw(vi, "unicast_peer", _unicast_peers)
+    kw(vi, "check_unicast_src", _set("check_unicast_src", "flag"))
+    kw(vi, "state", _state)
+    kw(vi, "interface", _interface)
+    kw(vi, "dont_track_primary", _dont_track)
+    kw(vi, "track_interface", _track("track_interface", "vrrp"))
+    kw(vi, "track_script", _track("track_script", "vrrp"))
+    kw(vi, "track_file", _track("track_file", "vrrp"))
+    kw(vi, "mcast_src_ip", _src_ip("mcast_src_ip"))
+    kw(vi, "unicast_src_ip", _src_ip("unicast_src_ip"))
+    kw(vi, "virtual_router_id", _vrid)
+    kw(vi, "unicast_ttl", _unicast_ttl)
+    kw(vi, "version", _version)
+    kw(vi, "priority", _priority)
+    kw(vi, "advert_int", _advert)
+    kw(vi, "virtual_ipaddress", _vips("virtual_ipaddress"))
+    kw(vi, "virtual_ipaddress_excluded", _vips("virtual_ipaddress_excluded"))
+    kw(vi, "virtual_routes", _vroutes)
+    kw(vi, "virtual_rules", _vrules)
+    kw(vi, "accept", _accept(True))
+    kw(vi, "no_accept", _accept(False))
+    kw(vi, "skip_check_adv_addr", _set("skip_check_adv_addr", "flag"))
+    kw(vi, "strict_mode", _set("strict_mode", "flag"))
+    kw(vi, "preempt", _preempt)
+    kw(vi, "nopreempt", _nopreempt)
+    kw(vi, "preempt_delay", _preempt_delay)
+    for n in ("notify_backup", "notify_master", "notify_fault", "notify_stop", "notify_deleted"):
+        kw(vi, n, _notify(n[7:], "vrrp"))
+    kw(vi, "notify", _notify("generic", "vrrp"))
+    kw(vi, "notify_master_rx_lower_pri", _notify("master_rx_lower_pri", "vrrp"))
+    kw(vi, "notify_fifo", _notify("notify_fifo", "vrrp"))
+    kw(vi, "smtp_alert", _smtp("vrrp"))
+    kw(vi, "lvs_sync_daemon_interface", _lvs_syncd_if)
+    kw(vi, "garp_master_delay", _timer("garp_master_delay"))
+    kw(vi, "garp_master_refresh", _timer("garp_master_refresh"))
+    kw(vi, "garp_master_repeat", _count("garp_master_repeat"))
+    kw(vi, "garp_master_refresh_repeat", _count("garp_master_refresh_repeat"))
+    kw(vi, "garp_lower_prio_delay", _timer("garp_lower_prio_delay"))
+    kw(vi, "garp_lower_prio_repeat", _count("garp_lower_prio_repeat"))
+    kw(vi, "garp_interval", _timer("garp_interval"))
+    kw(vi, "gna_interval", _timer("gna_interval"))
+    auth = block(vi, "authentication", None)
+    kw(auth, "auth_type", _auth_type)
+    kw(auth, "auth_pass", _auth_pass)
+
+    vs = block(root, "vrrp_script", _vscript, _vscript_end)
+    kw(vs, "script", _vs_script)
+    kw(vs, "interval", _vs_num("interval", 0.000001, 2**31))
+    kw(vs, "timeout", _vs_num("timeout", 0.000001, 2**31))
+    kw(vs, "weight", _vs_weight)
+    kw(vs, "rise", _vs_num("rise", 1, 2**31 - 1, integer=True))
+    kw(vs, "fall", _vs_num("fall", 1, 2**31 - 1, integer=True))
+    kw(vs, "user", _vs_user)
+    kw(vs, "init_fail", _vs_init_fail)
+
+    tp = block(root, "vrrp_track_process", generic)
+    for n in (
+        "process",
+        "param_match",
+        "weight",
+        "quorum",
+        "quorum_max",
+        "delay",
+        "terminate_delay",
+        "fork_delay",
+        "full_command",
+    ):
+        kw(tp, n, generic)
+
+    for root_name in ("track_file", "vrrp_track_file"):
+        tf = block(root, root_name, _tfile, _tfile_end)
+        kw(tf, "file", _tf_file)
+        kw(tf, "weight", _tf_weight)
+        kw(tf, "init_file", _tf_init)
+
+
+def loc_of(items: list[tuple[str, Loc]], name: str) -> Loc | None:
+    return next((lo for n, lo in items if n == name), None)

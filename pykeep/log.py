@@ -1,0 +1,119 @@
+"""Logging for the daemon: structlog in front, keepalived's wording behind.
+
+Operators grep keepalived's logs for fixed phrases (``(VI_1) Entering MASTER
+STATE``), so the *event* text of every line is exactly keepalived's sentence
+and anything extra goes into key=value pairs after it.  Where the lines go
+follows keepalived's options (keepalived/core/main.c): ``-l`` console,
+otherwise syslog with ``-S`` choosing LOG_LOCAL0..7 (LOG_DAEMON by default);
+``--log-json`` is ours, one JSON object per line on the chosen sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_LOCAL_FACILITIES = (
+    logging.handlers.SysLogHandler.LOG_LOCAL0,
+    logging.handlers.SysLogHandler.LOG_LOCAL1,
+    logging.handlers.SysLogHandler.LOG_LOCAL2,
+    logging.handlers.SysLogHandler.LOG_LOCAL3,
+    logging.handlers.SysLogHandler.LOG_LOCAL4,
+    logging.handlers.SysLogHandler.LOG_LOCAL5,
+    logging.handlers.SysLogHandler.LOG_LOCAL6,
+    logging.handlers.SysLogHandler.LOG_LOCAL7,
+)
+
+_detail = False
+
+
+def _plain(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> str:
+    """Render ``EVENT k=v …``: keepalived's sentence first, untouched."""
+    text = str(event.pop("event", ""))
+    event.pop("level", None)
+    event.pop("timestamp", None)
+    extra = " ".join(f"{k}={v}" for k, v in event.items())
+    return f"{text} {extra}" if extra else text
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """keepalived's console layout: ``Mon Nov 23 11:30:00 2026: message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(record.created))
+        return f"{stamp}: {record.getMessage()}"
+
+
+def facility_for(option: str | int | None) -> int:
+    """Map ``-S N`` (0..7) to LOG_LOCALN as keepalived does; default LOG_DAEMON."""
+    if option is None or option == "":
+        return logging.handlers.SysLogHandler.LOG_DAEMON
+    try:
+        n = int(option)
+    except (TypeError, ValueError):
+        return logging.handlers.SysLogHandler.LOG_DAEMON
+    if 0 <= n < len(_LOCAL_FACILITIES):
+        return _LOCAL_FACILITIES[n]
+    return logging.handlers.SysLogHandler.LOG_DAEMON
+
+
+def setup(
+    *,
+    console: bool,
+    detail: bool = False,
+    facility: str | int | None = None,
+    json: bool = False,
+    ident: str = "Keepalived_vrrp",
+) -> None:
+    """Configure structlog and the stdlib sink once for the whole process."""
+    global _detail
+    _detail = detail
+    root = logging.getLogger("pykeep")
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler: logging.Handler
+    if console:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_ConsoleFormatter() if not json else logging.Formatter("%(message)s"))
+    else:
+        try:
+            handler = logging.handlers.SysLogHandler(
+                address="/dev/log", facility=facility_for(facility)
+            )
+            handler.setFormatter(logging.Formatter(f"{ident}[{os.getpid()}]: %(message)s"))
+        except OSError:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(_ConsoleFormatter())
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if detail else logging.INFO)
+    root.propagate = False
+    renderer: Any = structlog.processors.JSONRenderer() if json else _plain
+    processors: list[Any] = [structlog.stdlib.add_log_level]
+    if json:
+        processors.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
+    processors.append(renderer)
+    structlog.configure(
+        processors=processors,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def detail_enabled() -> bool:
+    """``-D``: keepalived's LOG_DETAIL lines (GARP sends, script results…)."""
+    return _detail
+
+
+def get(name: str = "pykeep") -> Any:
+    """A structlog logger under the ``pykeep`` stdlib hierarchy."""
+    if not name.startswith("pykeep"):
+        name = f"pykeep.{name}"
+    return structlog.get_logger(name)

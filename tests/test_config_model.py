@@ -1,0 +1,253 @@
+"""The typed model each keyword produces: defaults, aliases, ranges, checkers, plugins."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import types
+from collections.abc import Iterator
+
+import pytest
+
+from pykeep.config import LoadResult, Severity, load_text
+from pykeep.config.model import (
+    DnsCheck,
+    FileCheck,
+    HttpCheck,
+    InitialState,
+    LbKind,
+    MiscCheck,
+    PingCheck,
+    PluginCheck,
+    Protocol,
+    SmtpCheck,
+    StatusRange,
+    TcpCheck,
+    UdpCheck,
+)
+
+
+def _load(text: str) -> LoadResult:
+    return load_text(text, "m.conf", config_id="h", interface_exists=lambda _n: True)
+
+
+def _msgs(r: LoadResult) -> list[str]:
+    return [d.message for d in r.diagnostics if d.severity > Severity.OK]
+
+
+def _vs(checker: str, extra: str = "") -> str:
+    return f"""
+vrrp_track_file tf1 {{
+    file /tmp/x
+}}
+virtual_server 10.0.0.1 80 {{
+    delay_loop 10
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    {extra}
+    real_server 10.0.0.2 80 {{
+        weight 3
+        {checker}
+    }}
+}}
+"""
+
+
+def _checker(text: str) -> object:
+    r = _load(_vs(text))
+    assert r.ok, _msgs(r)
+    (c,) = r.config.virtual_servers[0].real_servers[0].checkers
+    return c
+
+
+def test_tcp_check_common_options() -> None:
+    c = _checker(
+        "TCP_CHECK {\n connect_ip 10.0.0.9\n connect_port 8080\n bindto 10.0.0.1\n"
+        " connect_timeout 2.5\n retry 4\n delay_before_retry 1\n warmup 3\n delay_loop 7\n }"
+    )
+    assert isinstance(c, TcpCheck)
+    assert c.common.connect_ip == ipaddress.ip_address("10.0.0.9")
+    assert c.common.connect_port == 8080
+    assert c.common.connect_timeout == 2.5
+    assert (c.common.retry, c.common.delay_before_retry, c.common.warmup) == (4, 1.0, 3.0)
+    assert c.common.delay_loop == 7.0
+
+
+def test_http_get_urls_digest_status_ranges_and_deprecated_retry() -> None:
+    text = _vs(
+        "HTTP_GET {\n url {\n path /a\n digest 9B3A0C85A887A256D6939DA88AABD8CD\n"
+        " status_code 200-299 301\n virtualhost v.example\n }\n url {\n path /b\n }\n"
+        " nb_get_retry 2\n http_protocol 1.1\n }"
+    )
+    r = _load(text)
+    assert "nb_get_retry is deprecated - please use 'retry'" in _msgs(r)
+    (c,) = r.config.virtual_servers[0].real_servers[0].checkers
+    assert isinstance(c, HttpCheck) and not c.ssl
+    assert c.common.retry == 2
+    assert c.http_protocol == "1.1"
+    a, b = c.urls
+    assert a.digest == "9b3a0c85a887a256d6939da88aabd8cd"
+    assert a.status_codes == (StatusRange(200, 299), StatusRange(301, 301))
+    assert 250 in a.status_codes[0]
+    assert a.virtualhost == "v.example"
+    assert b.path == "/b" and b.status_codes == ()
+
+
+def test_ssl_get_is_http_with_ssl() -> None:
+    c = _checker("SSL_GET {\n url {\n path /\n }\n }")
+    assert isinstance(c, HttpCheck) and c.ssl and c.keyword == "SSL_GET"
+
+
+def test_misc_check_script_split() -> None:
+    c = _checker(
+        "MISC_CHECK {\n misc_path \"/bin/check 'a b' c\"\n misc_timeout 5\n misc_dynamic\n }"
+    )
+    assert isinstance(c, MiscCheck)
+    assert c.misc_path is not None and c.misc_path.argv == ("/bin/check", "a b", "c")
+    assert c.misc_timeout == 5.0 and c.misc_dynamic
+
+
+def test_smtp_dns_udp_ping_file_checks() -> None:
+    smtp = _checker("SMTP_CHECK {\n helo_name mx.example\n connect_timeout 9\n }")
+    assert isinstance(smtp, SmtpCheck) and smtp.helo_name == "mx.example"
+    dns = _checker("DNS_CHECK {\n type aaaa\n name www.example\n }")
+    assert isinstance(dns, DnsCheck) and (dns.query_type, dns.name) == ("AAAA", "www.example")
+    udp = _checker("UDP_CHECK {\n payload 0a0b\n require_reply 0c\n min_reply_length 1\n }")
+    assert isinstance(udp, UdpCheck)
+    assert (udp.payload, udp.require_reply, udp.reply_data) == (b"\n\x0b", True, b"\x0c")
+    assert udp.reply_min_length == 1
+    ping = _checker("PING_CHECK {\n }")
+    assert isinstance(ping, PingCheck)
+    fc = _checker("FILE_CHECK {\n track_file tf1\n weight 10 reverse\n }")
+    assert isinstance(fc, FileCheck) and (fc.track_file, fc.weight, fc.weight_reverse) == (
+        "tf1",
+        10,
+        True,
+    )
+
+
+def test_virtual_server_aliases_and_defaults() -> None:
+    r = _load(
+        _vs("TCP_CHECK {\n }", "persistence_timeout\n    sorry_server 10.0.0.9 80").replace(
+            "lb_algo rr\n    lb_kind NAT", "lvs_sched wrr\n    lvs_method DR"
+        )
+    )
+    assert r.ok, _msgs(r)
+    vs = r.config.virtual_servers[0]
+    assert (vs.lb_algo, vs.lb_kind, vs.protocol) == ("wrr", LbKind.DR, Protocol.TCP)
+    assert vs.persistence_timeout == 360
+    assert vs.sorry_server is not None and vs.sorry_server.port == 80
+    assert vs.quorum == 1 and vs.hysteresis == 0 and vs.delay_loop == 10.0
+    assert vs.real_servers[0].weight == 3
+
+
+def test_virtual_server_needs_protocol_scheduler_and_method_like_keepalived() -> None:
+    r = _load("virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n }\n}\n")
+    msgs = _msgs(r)
+    assert any("no protocol set" in m for m in msgs)
+    assert any("no scheduler set" in m for m in msgs)
+    assert any("no forwarding method set" in m for m in msgs)
+    assert r.exit_code == 5
+
+
+def test_fnat_is_named_as_a_fork_feature() -> None:
+    r = _load(_vs("TCP_CHECK {\n }").replace("lb_kind NAT", "lb_kind FNAT"))
+    d = next(d for d in r.diagnostics if "FNAT" in d.message)
+    assert d.hint is not None and "Alibaba" in d.hint
+    assert "routing method" in d.message
+
+
+def test_virtual_server_group_ranges_and_fwmark() -> None:
+    r = _load(
+        "virtual_server_group G {\n 10.0.0.1-10 80\n fwmark 5\n}\n"
+        "virtual_server group G {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+        " real_server 10.0.1.1 80 {\n }\n}\n"
+    )
+    assert r.ok, _msgs(r)
+    g = r.config.vsg("G")
+    assert g is not None
+    e, f = g.entries
+    assert str(e.address) == "10.0.0.1" and str(e.last) == "10.0.0.10" and e.port == 80
+    assert f.fwmark == 5
+    assert r.config.virtual_servers[0].key == "group G"
+
+
+def test_vrrp_instance_defaults_and_ranges() -> None:
+    r = _load(
+        "vrrp_instance V {\n state MASTER\n interface eth0\n virtual_router_id 300\n"
+        " virtual_ipaddress {\n 10.0.0.1/24 dev eth0 label eth0:1\n }\n}\n"
+    )
+    assert "number '300' outside range [1, 255]" in _msgs(r)
+    v = r.config.vrrp_instances[0]
+    # keepalived: MASTER with no priority means address owner (vrrp.c).
+    assert v.initial_state is InitialState.MASTER and v.priority == 255
+    assert v.advert_int == 1.0 and v.version == 2
+    assert v.virtual_ipaddress[0].label == "eth0:1"
+
+
+def test_vrrp_script_track_and_missing_reference() -> None:
+    r = _load(
+        'vrrp_script chk {\n script "/bin/true"\n interval 2\n weight -10\n fall 3\n}\n'
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 10.0.0.1\n }\n track_script {\n chk weight 5\n nope\n }\n}\n"
+        "global_defs {\n enable_script_security\n}\n"
+    )
+    s = r.config.script("chk")
+    assert s is not None and (s.interval, s.weight, s.fall) == (2.0, -10, 3)
+    refs = r.config.vrrp_instances[0].track_script
+    assert [(t.name, t.weight) for t in refs] == [("chk", 5)]
+    assert "(V) track script nope not found, ignoring..." in _msgs(r)
+
+
+def test_sync_group_members_checked() -> None:
+    r = _load(
+        "vrrp_sync_group G {\n group {\n V\n W\n }\n}\n"
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n"
+        " virtual_ipaddress {\n 10.0.0.1\n }\n}\n"
+    )
+    assert any("Virtual router W specified in sync group G" in m for m in _msgs(r))
+    assert r.config.vrrp_sync_groups[0].group == ("V", "W")
+
+
+class _Plugin:
+    def parse(self, lines: list[tuple[str, ...]]) -> dict[str, str]:
+        opts = {ln[0]: ln[1] for ln in lines if len(ln) > 1}
+        if "bad" in opts:
+            raise ValueError("bad option")
+        return opts
+
+
+@pytest.fixture
+def plugin_registry() -> Iterator[None]:
+    mod = types.ModuleType("healthcheck.plugin")
+    mod.registered_checkers = lambda: {"REDIS_CHECK": _Plugin()}  # type: ignore[attr-defined]
+    saved = sys.modules.get("healthcheck.plugin")
+    sys.modules["healthcheck.plugin"] = mod
+    import healthcheck
+
+    had = getattr(healthcheck, "plugin", None)
+    healthcheck.plugin = mod  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["healthcheck.plugin"] = saved
+        else:
+            del sys.modules["healthcheck.plugin"]
+        if had is not None:
+            healthcheck.plugin = had  # type: ignore[attr-defined]
+        else:
+            del healthcheck.plugin  # type: ignore[attr-defined]
+
+
+def test_plugin_checker(plugin_registry: None) -> None:
+    c = _checker("REDIS_CHECK {\n connect_port 6379\n retry 2\n password s3cret\n db 1\n }")
+    assert isinstance(c, PluginCheck)
+    assert c.keyword == "REDIS_CHECK"
+    assert c.options == {"password": "s3cret", "db": "1"}
+    assert (c.common.connect_port, c.common.retry) == (6379, 2)
+    r = _load(_vs("REDIS_CHECK {\n bad 1\n }"))
+    d = next(d for d in r.diagnostics if "bad option" in d.message)
+    assert d.loc is not None and d.loc.line > 0
+    assert not r.config.virtual_servers[0].real_servers[0].checkers

@@ -1,0 +1,341 @@
+"""Raw IP protocol-112 sockets, opened the way keepalived opens them.
+
+keepalived keeps a *pool* of sockets keyed by (family, interface, unicast
+source) and demultiplexes the instances that share one by VRID
+(keepalived/vrrp/vrrp.c ``open_sockpool_socket``, ``open_vrrp_read_socket``,
+``open_vrrp_send_socket``; keepalived/vrrp/vrrp_if.c ``if_setsockopt_*``).
+Mirroring that matters on the wire:
+
+- IPv4 adverts are sent with ``IP_HDRINCL`` and a header we build: TOS 0xc0,
+  TTL 255 (``unicast_ttl`` in unicast mode), DF clear and an IP id that
+  counts up per instance from 1 (keepalived ``vrrp_update_pkt``).
+- IPv6 adverts leave with traffic class 0xc0, hop limit 255, the interface's
+  link-local source given in ``IPV6_PKTINFO`` and the checksum filled in by
+  the kernel (``IPV6_CHECKSUM`` at offset 6), as keepalived asks for.
+- Multicast receive sockets join 224.0.0.18 / ff02::12 on the interface only,
+  turn ``IP_MULTICAST_ALL`` off and bind to the group; unicast ones bind to
+  ``unicast_src_ip``.  Both are bound to the device.
+
+This module moves bytes only: it parses the IPv4 header far enough to hand
+the VRRP payload, source, destination and TTL to ``vrrp.packet.decode``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ipaddress
+import socket
+import struct
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+import trio
+
+from pykeep.config.model import IPAddress
+from vrrp import packet
+
+IPPROTO_VRRP = 112
+IP_MULTICAST_ALL = 49  # linux/in.h; not exported by Python's socket module
+IPV6_MULTICAST_ALL = 29  # linux/in6.h
+SO_ATTACH_FILTER = 26  # asm-generic/socket.h
+VRRP_TOS = 0xC0
+VRRP_TTL = 255
+
+MCAST4 = ipaddress.IPv4Address("224.0.0.18")
+MCAST6 = ipaddress.IPv6Address("ff02::12")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One VRRP datagram as the kernel delivered it."""
+
+    payload: bytes  # the VRRP part, IP header stripped
+    src: IPAddress
+    dst: IPAddress
+    ttl: int | None  # IPv4 TTL or IPv6 hop limit; None when the kernel did not say
+    ip_total_length: int | None = None  # IPv4 header's total length, for decode()
+    ip_header_length: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SocketKey:
+    """What keepalived's socket pool keys on (``sock_t`` in vrrp.h)."""
+
+    family: int  # 4 or 6
+    ifname: str
+    unicast_src: IPAddress | None
+
+
+def ipv4_checksum(data: bytes) -> int:
+    """RFC 1071 one's-complement sum, for the IPv4 header we build."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return int(~total & 0xFFFF)
+
+
+def build_ipv4(payload: bytes, *, src: IPAddress, dst: IPAddress, ttl: int, ip_id: int) -> bytes:
+    """The IPv4 header keepalived's ``vrrp_build_ip4`` writes, plus payload."""
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        VRRP_TOS,
+        20 + len(payload),
+        ip_id & 0xFFFF,
+        0,
+        ttl,
+        IPPROTO_VRRP,
+        0,
+        src.packed,
+        dst.packed,
+    )
+    check = ipv4_checksum(header)
+    return header[:10] + struct.pack("!H", check) + header[12:] + payload
+
+
+def parse_ipv4(datagram: bytes) -> Received | str:
+    """Split a raw IPv4 datagram (``vrrp.packet.parse_ipv4``); a reason when unusable."""
+    pkt = packet.parse_ipv4(datagram)
+    if isinstance(pkt, packet.Rejected):
+        return pkt.reason
+    return Received(
+        payload=pkt.payload,
+        src=pkt.src,
+        dst=pkt.dst,
+        ttl=pkt.ttl,
+        ip_total_length=pkt.total_length,
+        ip_header_length=pkt.header_length,
+    )
+
+
+def _bind_device(sock: socket.socket, ifname: str) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode() + b"\0")
+
+
+def _no_receive(sock: socket.socket) -> None:
+    """keepalived's ``if_setsockopt_no_receive``: a BPF filter that accepts nothing.
+
+    A raw send socket would otherwise queue every VRRP packet on the link.
+    """
+    insn = (ctypes.c_ubyte * 8)(*struct.pack("=HBBI", 0x06, 0, 0, 0))  # BPF_RET|BPF_K 0
+    prog = struct.pack("@HP", 1, ctypes.addressof(insn))  # struct sock_fprog (padded)
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+
+
+def open_receive(key: SocketKey, ifindex: int, group: IPAddress) -> socket.socket:
+    """keepalived's ``open_vrrp_read_socket`` for one pool entry."""
+    fam = socket.AF_INET if key.family == 4 else socket.AF_INET6
+    sock = socket.socket(fam, socket.SOCK_RAW, IPPROTO_VRRP)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        if key.family == 4:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+        else:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
+        if key.unicast_src is None:
+            if key.family == 4:
+                mreqn = struct.pack("4s4si", group.packed, b"\0" * 4, ifindex)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+                sock.bind((str(group), 0))
+            else:
+                mreq = struct.pack("16sI", group.packed, ifindex)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+                sock.bind((str(group), 0, 0, ifindex))
+        elif key.family == 4:
+            sock.bind((str(key.unicast_src), 0))
+        else:
+            src6 = ipaddress.IPv6Address(str(key.unicast_src))
+            sock.bind((str(src6), 0, 0, ifindex if src6.is_link_local else 0))
+        if key.family == 6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        _bind_device(sock, key.ifname)
+        if key.family == 6:
+            # The kernel verifies (and drops) bad v6 checksums, as for keepalived.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, 6)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def open_send(key: SocketKey, ifindex: int) -> socket.socket:
+    """keepalived's ``open_vrrp_send_socket``."""
+    fam = socket.AF_INET if key.family == 4 else socket.AF_INET6
+    sock = socket.socket(fam, socket.SOCK_RAW, IPPROTO_VRRP)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
+        if key.family == 4:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, 6)
+            if key.unicast_src is None:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, VRRP_TTL)
+        _bind_device(sock, key.ifname)
+        if key.unicast_src is None:
+            if key.family == 4:
+                mreqn = struct.pack("4s4si", b"\0" * 4, b"\0" * 4, ifindex)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            else:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+        if key.family == 4:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, VRRP_TOS)
+        else:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, VRRP_TOS)
+        _no_receive(sock)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+Subscriber = Callable[[Received], None]
+
+
+@dataclass
+class PoolSocket:
+    """One pool entry: a receive and a send socket shared by several VRIDs."""
+
+    key: SocketKey
+    ifindex: int
+    group: IPAddress
+    rx: trio.socket.SocketType
+    tx: trio.socket.SocketType
+    subscribers: dict[int, Subscriber] = field(default_factory=dict)
+    #: datagrams dropped before any instance saw them, by reason
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    async def send(
+        self,
+        payload: bytes,
+        *,
+        src: IPAddress,
+        dst: IPAddress,
+        ttl: int,
+        ip_id: int,
+    ) -> None:
+        """Send one advert (keepalived ``vrrp_send_pkt``)."""
+        flags = socket.MSG_DONTROUTE if self.key.unicast_src is None else 0
+        if self.key.family == 4:
+            data = build_ipv4(payload, src=src, dst=dst, ttl=ttl, ip_id=ip_id)
+            await self.tx.sendto(data, flags, (str(dst), 0))
+            return
+        dst6 = ipaddress.IPv6Address(str(dst))
+        scope = self.ifindex if (dst6.is_multicast or dst6.is_link_local) else 0
+        anc = [
+            (
+                socket.IPPROTO_IPV6,
+                socket.IPV6_PKTINFO,
+                src.packed + struct.pack("@I", self.ifindex),
+            )
+        ]
+        if self.key.unicast_src is not None:
+            anc.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("@i", ttl)))
+        await self.tx.sendmsg([payload], anc, flags, (str(dst6), 0, 0, scope))
+
+    async def receive(self) -> Received | str:
+        """Next datagram, or the reason it is unusable."""
+        if self.key.family == 4:
+            data = await self.rx.recv(65535)
+            return parse_ipv4(data)
+        data, ancdata, _flags, addr = await self.rx.recvmsg(65535, 256)
+        ttl: int | None = None
+        dst: IPAddress = self.group
+        for level, kind, value in ancdata:
+            if level != socket.IPPROTO_IPV6:
+                continue
+            if kind == socket.IPV6_HOPLIMIT and len(value) >= 4:
+                ttl = int(struct.unpack("@i", value[:4])[0])
+            elif kind == socket.IPV6_PKTINFO and len(value) >= 16:
+                dst = ipaddress.IPv6Address(value[:16])
+        peer = cast(tuple[str, int, int, int], addr)
+        src = ipaddress.IPv6Address(peer[0].split("%")[0])
+        return Received(payload=data, src=src, dst=dst, ttl=ttl)
+
+    async def run(self) -> None:
+        """Read forever, handing each datagram to the instance with its VRID."""
+        while True:
+            got = await self.receive()
+            if isinstance(got, str):
+                self.dropped[got] += 1
+                continue
+            if len(got.payload) < 2:
+                self.dropped["length"] += 1
+                continue
+            handler = self.subscribers.get(got.payload[1])
+            if handler is None:
+                # keepalived drops adverts for VRIDs it does not run silently.
+                self.dropped["vrid"] += 1
+                continue
+            handler(got)
+
+    def close(self) -> None:
+        self.rx.close()
+        self.tx.close()
+
+
+class SocketPool:
+    """All pool sockets of the daemon, shared by instances as in keepalived."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[SocketKey, PoolSocket] = {}
+        self._nursery: trio.Nursery | None = None
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    def subscribe(
+        self,
+        key: SocketKey,
+        ifindex: int,
+        group: IPAddress,
+        vrid: int,
+        handler: Subscriber,
+    ) -> PoolSocket:
+        """Register ``handler`` for ``vrid`` on the socket for ``key``, opening it if new."""
+        ps = self.sockets.get(key)
+        if ps is None:
+            rx = trio.socket.from_stdlib_socket(open_receive(key, ifindex, group))
+            tx = trio.socket.from_stdlib_socket(open_send(key, ifindex))
+            ps = PoolSocket(key=key, ifindex=ifindex, group=group, rx=rx, tx=tx)
+            self.sockets[key] = ps
+            assert self._nursery is not None, "SocketPool.attach() first"
+            self._nursery.start_soon(self._serve, ps)
+        ps.subscribers[vrid] = handler
+        return ps
+
+    def unsubscribe(self, key: SocketKey, vrid: int) -> None:
+        ps = self.sockets.get(key)
+        if ps is None:
+            return
+        ps.subscribers.pop(vrid, None)
+        if not ps.subscribers:
+            del self.sockets[key]
+            ps.close()
+
+    async def _serve(self, ps: PoolSocket) -> None:
+        # Closed by unsubscribe(), or the interface went away.
+        with contextlib.suppress(trio.ClosedResourceError, OSError):
+            await ps.run()
+
+    def dropped(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for ps in self.sockets.values():
+            total.update(ps.dropped)
+        return total
+
+    def close(self) -> None:
+        for ps in self.sockets.values():
+            ps.close()
+        self.sockets.clear()
