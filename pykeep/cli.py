@@ -15,17 +15,6 @@ from typing import Any
 
 from pykeep import config
 
-# keepalived's --signum names (core/main.c get_signum): reload, stop and the
-# data/stats dumps.  Numbers are Linux's.
-SIGNUMS = {
-    "STOP": 15,  # SIGTERM
-    "RELOAD": 1,  # SIGHUP
-    "DATA": 10,  # SIGUSR1
-    "STATS": 12,  # SIGUSR2
-    "STATS_CLEAR": 63,  # what Debian's keepalived 2.2.7 prints
-    "JSON": 36,  # SIGRTMIN+2
-}
-
 _SUBCOMMANDS = {
     "ctl": "pykeep.ctl",
     "realserver": "pykeep.realserver",
@@ -124,18 +113,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.version:
         from importlib.metadata import PackageNotFoundError, version
 
+        from pykeep import dumps
+
         try:
             ver = version("pykeep")
         except PackageNotFoundError:
             ver = "unknown"
-        print(f"pykeep {ver} (keepalived 2.2.7 compatible)")
+        # keepalived prints its version to stderr; keepalived-exporter reads it there.
+        print(dumps.version_text(ver), end="", file=sys.stderr)
         return 0
     if opts.signum is not None:
-        num = SIGNUMS.get(opts.signum.upper())
-        if num is None:
-            print(f"Unknown sigfunc {opts.signum}", file=sys.stderr)
+        from pykeep import dumps
+
+        try:
+            print(dumps.signum(opts.signum))
+        except dumps.UnknownSignal as exc:
+            print(exc, file=sys.stderr)
             return 1
-        print(num)
         return 0
     if opts.config_id is None:
         opts.config_id = config.default_config_id()
