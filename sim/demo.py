@@ -159,7 +159,9 @@ class Demo:
         lab.start_httpds()
         for d in lab.directors:
             self.start_director(d)
-        self.wait_for("a VIP owner", lambda: self.vip_owner() is not None, 30)
+        # A daemon's start-up (imports, first election) is ~5x slower in the VM.
+        startup = 30 * min(netns.SLOWDOWN, 5.0)
+        self.wait_for("a VIP owner", lambda: self.vip_owner() is not None, startup)
         owner = self.vip_owner()
         self.say(f"1. VIP {lab.vip} is on {owner}")
         self.wait_for(

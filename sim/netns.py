@@ -235,7 +235,11 @@ def entered(ns: str) -> Iterator[None]:
     raw socket on a node's interface without a subprocess.  Do not ``await`` (or
     otherwise yield to other code on this thread) inside the block.
     """
-    with open("/proc/thread-self/ns/net", "rb") as home, open(f"/run/netns/{ns}", "rb") as target:
+    try:
+        target = open(f"/run/netns/{ns}", "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise NetnsError(f"namespace {ns}: {exc.strerror}") from None
+    with open("/proc/thread-self/ns/net", "rb") as home, target:
         _setns(target.fileno())
         try:
             yield

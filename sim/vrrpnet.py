@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -274,7 +275,7 @@ class VrrpNet:
         dist = sorted(self.disturbances)
         problems: list[str] = []
         tl = [*self.timeline, (t_end, -1, -1)]
-        for (t0, n, alive), (t1, _, _) in zip(tl, tl[1:], strict=False):
+        for (t0, n, alive), (t1, _, _) in itertools.pairwise(tl):
             if n == 1 or t1 <= t0 or (n == 0 and alive == 0):
                 continue
             # the latest disturbance at or before t0 must cover [t0, t1)

@@ -43,8 +43,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("netns") or item.get_closest_marker("vm"):
-        problem = _netns_problem() if item.get_closest_marker("netns") else None
+    if item.get_closest_marker("netns"):
+        problem = _netns_problem()
         if problem:
             pytest.fail(f"netns test cannot run: {problem}", pytrace=False)
     if item.get_closest_marker("vm"):

@@ -21,9 +21,10 @@ ipvsadm -a -t 192.168.65.127:80 -r 192.168.65.156:80 -g -w 1
 ipvsadm -a -t 192.168.65.127:80 -r 192.168.65.157:80 -g -w 2
 ipvsadm -Sn > "$PYKEEP_VM_RWDIR/ipvsadm.txt"
 python -c 'from pyroute2 import IPVS
+from sim import vm
 with IPVS() as i:
-    print("pyroute2 services:", len(i.service("dump")))'
-python -c 'from sim import vm; print("has_ipvs:", vm.kernel_has_ipvs(), "in_vm:", vm.inside_vm())'
+    print("pyroute2 services:", len(i.service("dump")))
+print("has_ipvs:", vm.kernel_has_ipvs(), "in_vm:", vm.inside_vm())'
 ip netns add pk-vmprobe-a
 ip link add br0 type bridge
 ip link add v0 type veth peer name v1 netns pk-vmprobe-a

@@ -11,6 +11,7 @@ vrrp_state_backup discards lower-priority adverts).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
@@ -51,22 +52,24 @@ def schedules(draw: st.DrawFn) -> Schedule:
     return Schedule(priorities, version, adver_int, loss, seed, faults)
 
 
+def fault(net: VrrpNet, kind: str, i: int) -> None:
+    if kind == "kill":
+        net.kill(i)
+    elif kind == "stop":
+        net.stop(i)
+    elif not net.routers[i].alive:
+        net.start(i)
+
+
 def run(s: Schedule) -> VrrpNet:
-    net = VrrpNet(
-        s.priorities, version=s.version, adver_int=s.adver_int, loss=s.loss, seed=s.seed
-    )
+    net = VrrpNet(s.priorities, version=s.version, adver_int=s.adver_int, loss=s.loss, seed=s.seed)
     bound = net.bound
     for i in range(len(s.priorities)):
         net.start(i)
     t = 2 * bound  # settled
     for gap, kind, i in s.faults:
         t += gap * bound
-        if kind == "kill":
-            net.at(t, lambda i=i: net.kill(i))
-        elif kind == "stop":
-            net.at(t, lambda i=i: net.stop(i))
-        else:
-            net.at(t, lambda i=i: net.start(i) if not net.routers[i].alive else None)
+        net.at(t, functools.partial(fault, net, kind, i))
     t_end = t + 2 * bound
     net.run_until(t_end)
     problems = net.check_election(t_end)

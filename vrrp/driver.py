@@ -182,7 +182,8 @@ class InstanceDriver:
                 self.log.info(f"({self.name}) dropped advert from {got.src}: {result}")
             return
         if result.addr_mismatch:
-            self.rejected[result.addr_mismatch] += 1  # accepted, but counted
+            # counted here; the machine drops it unless skip_check_adv_addr applies
+            self.rejected[result.addr_mismatch] += 1
         self.feed_nowait(AdvertReceived(result, got.src))
 
     def feed_nowait(self, event: Event | _Wake) -> None:

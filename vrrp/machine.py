@@ -30,6 +30,7 @@ to MASTER through ``sync_gate`` and pushes :class:`SyncForce` events.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from pykeep.config.model import GlobalDefs, VrrpInstance
 from vrrp.packet import (
     AUTH_NONE,
     AUTH_PASS,
+    MCAST_GROUP4,
     Advert,
     IPAddress,
     ReceiveParams,
@@ -249,12 +251,15 @@ class MachineParams:
     garp_lower_prio_delay: float = 0.0
     garp_lower_prio_repeat: int = 0
     skip_check_adv_addr: bool = False
-    # keepalived 2.2.7 actually drops adverts whose address list differs
-    # (vrrp_check_packet returns KO); the issue asks us to accept them.
-    drop_addr_mismatch: bool = False
+    # keepalived drops an advert whose address count or list differs from
+    # ours (vrrp.c vrrp_check_packet returns VRRP_PACKET_KO after counting
+    # addr_list_err), so a VRID clash never elects across clusters. False
+    # only counts and accepts, which RFC 3768 §7.1 also allows ("MAY drop").
+    drop_addr_mismatch: bool = True
     lower_prio_no_advert: bool = False
     higher_prio_send_advert: bool = False
     down_timer_adverts: int = 3
+    mcast_group4: ipaddress.IPv4Address = MCAST_GROUP4
 
     @property
     def interval_cs(self) -> int:
@@ -274,6 +279,7 @@ class MachineParams:
             unicast_peers=self.unicast_peers,
             check_unicast_src=self.check_unicast_src,
             v3_checksum_as_v2=self.v3_checksum_as_v2,
+            mcast_group4=self.mcast_group4,
         )
 
     def advert(self, priority: int) -> Advert:
@@ -331,6 +337,7 @@ def params_from_config(
             else g.vrrp_check_unicast_src
         ),
         v3_checksum_as_v2=instance.v3_checksum_as_v2,
+        mcast_group4=g.vrrp_mcast_group4,
         garp_master_delay=pick(instance.garp_master_delay, g.vrrp_garp_master_delay),
         garp_master_repeat=int(pick(instance.garp_master_repeat, g.vrrp_garp_master_repeat)),
         garp_master_refresh=pick(instance.garp_master_refresh, g.vrrp_garp_master_refresh),
@@ -586,7 +593,6 @@ class VrrpMachine:
             return
         if self.params.priority == PRIO_OWNER and self._gate():
             # vrrp_init_state: the address owner takes over at once (ms_down_timer = 1µs).
-            self.state = State.BACKUP
             self._goto_master(now, out, "owner")
             return
         self._enter(State.BACKUP, "init", out)

@@ -61,9 +61,7 @@ class SyncGroup:
         """vrrp_sync.c vrrp_sync_can_goto_master."""
         if self.state is State.MASTER:
             return True
-        return all(
-            m.wantstate is State.MASTER for m in self.members.values() if m is not member
-        )
+        return all(m.wantstate is State.MASTER for m in self.members.values() if m is not member)
 
     def start(self, now: float) -> list[Tagged]:
         """Start every member; any member's fault starts the whole group in FAULT."""

@@ -1,0 +1,219 @@
+"""The trio shell that runs checkers on keepalived's schedule and reports transitions.
+
+It owns tasks and time, nothing else: each checker is one task in the
+scheduler's nursery that sleeps until :mod:`healthcheck.policy` says to run,
+runs one attempt bounded by its timeout, and feeds the result back.  Any
+exception a checker raises becomes a failed result (``crash: …``), so no
+peer and no plugin can crash the scheduler.  Real-server transitions are
+batched (``batch_window``) before they reach the consumer, the way seesaw
+batches notifications before they reach its engine.
+
+The consumer (issue "ipvs") chooses an opaque, hashable ``key`` per real
+server, calls :meth:`Scheduler.add` with the RealServer and its
+VirtualServer (for inheritance), and receives lists of
+:class:`~healthcheck.policy.Transition`, through a callback or a trio
+memory channel.  Each server's initial state is delivered first
+(reason ``"initial"``; down with ``alpha``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+import trio
+
+from healthcheck.api import Checker, MultiStepChecker, Result, Target
+from healthcheck.dns import DnsChecker
+from healthcheck.file import FileChecker
+from healthcheck.http import HttpChecker
+from healthcheck.misc import MiscChecker
+from healthcheck.ping import PingChecker
+from healthcheck.plugin import registered_checkers
+from healthcheck.policy import CheckerPolicy, ServerPolicy, Timing, Transition, resolve_timing
+from healthcheck.smtp import SmtpChecker
+from healthcheck.tcp import TcpChecker
+from healthcheck.udp import UdpChecker
+from pykeep.config.model import Checker as CheckerModel
+from pykeep.config.model import (
+    DnsCheck,
+    FileCheck,
+    HttpCheck,
+    MiscCheck,
+    PingCheck,
+    PluginCheck,
+    RealServer,
+    SmtpCheck,
+    TcpCheck,
+    UdpCheck,
+    VirtualServer,
+)
+
+#: Extra time the scheduler allows past a checker's own timeout before it cancels it.
+GUARD = 1.0
+
+
+def build_checker(
+    model: CheckerModel, rs: RealServer, vs: VirtualServer
+) -> tuple[Checker, Target, Timing]:
+    """Turn one configured checker into (checker, target, resolved timing).
+
+    Raises ValueError for a plugin keyword no installed plugin serves.
+    """
+    timing = resolve_timing(vs, rs, model)
+    c = model.common
+    target = Target(
+        address=str(c.connect_ip or rs.address),
+        port=c.connect_port if c.connect_port is not None else rs.port,
+        bindto=str(c.bindto) if c.bindto is not None else None,
+        bind_port=c.bind_port,
+        bind_if=c.bind_if,
+        fwmark=c.fwmark,
+    )
+    checker: Checker
+    if isinstance(model, TcpCheck):
+        checker = TcpChecker()
+    elif isinstance(model, HttpCheck):
+        checker = HttpChecker.from_model(model, rs.virtualhost, vs.virtualhost)
+    elif isinstance(model, MiscCheck):
+        if model.misc_path is None:
+            raise ValueError(f"{model.common.loc}: MISC_CHECK without misc_path")
+        script = model.misc_path
+        if model.user and not script.user:
+            script = dataclasses.replace(script, user=model.user, group=model.group)
+        # check_misc.c: misc_timeout defaults to delay_loop
+        timeout = model.misc_timeout or timing.delay_loop
+        timing = dataclasses.replace(timing, connect_timeout=timeout)
+        checker = MiscChecker(script, model.misc_dynamic, timeout)
+    elif isinstance(model, UdpCheck):
+        checker = UdpChecker(
+            model.payload,
+            model.require_reply,
+            model.reply_min_length,
+            model.reply_max_length,
+            model.reply_data,
+        )
+    elif isinstance(model, SmtpCheck):
+        checker = SmtpChecker(model.helo_name)
+    elif isinstance(model, DnsCheck):
+        checker = DnsChecker(model.query_type, model.name)
+    elif isinstance(model, PingCheck):
+        checker = PingChecker()
+    elif isinstance(model, FileCheck):
+        checker = FileChecker(model.track_file, model.weight or 0, model.weight_reverse)
+    elif isinstance(model, PluginCheck):
+        plugin = registered_checkers().get(model.keyword)
+        if plugin is None:
+            raise ValueError(f"{model.common.loc}: no plugin serves {model.keyword}")
+        checker = plugin.make(model.options)
+    else:  # pragma: no cover - the model's union is closed
+        raise ValueError(f"unknown checker {model!r}")
+    return checker, target, timing
+
+
+async def attempt(checker: Checker, target: Target, timeout: float, step: int = 0) -> Result:
+    """One guarded attempt: never raises (except cancellation), never outlives its timeout."""
+    with trio.move_on_after(timeout + GUARD):
+        try:
+            if isinstance(checker, MultiStepChecker) and checker.steps > 1:
+                return await checker.check_step(target, timeout, step)
+            return await checker.check(target, timeout)
+        except Exception as e:
+            return Result.failed(f"crash: {type(e).__name__}: {e}"[:200])
+    return Result.failed("timeout")
+
+
+Deliver = Callable[[list[Transition]], object] | trio.MemorySendChannel[list[Transition]]
+
+
+@dataclass
+class _Entry:
+    server: ServerPolicy
+    runs: list[tuple[Checker, Target, float]]
+
+
+@dataclass
+class Scheduler:
+    """Runs every added real server's checkers; delivers batched transitions."""
+
+    deliver: Deliver
+    batch_window: float = 0.05
+    rand: Callable[[], float] = random.random
+    checks_done: int = 0
+    _servers: dict[Hashable, _Entry] = field(default_factory=dict)
+    _pending: list[Transition] = field(default_factory=list)
+    _wake: trio.Event = field(default_factory=trio.Event)
+
+    def add(self, key: Hashable, rs: RealServer, vs: VirtualServer) -> None:
+        """Register a real server's checkers (before :meth:`run`)."""
+        built = [build_checker(m, rs, vs) for m in rs.checkers]
+        self.add_checkers(key, built, [m.keyword for m in rs.checkers])
+
+    def add_checkers(
+        self,
+        key: Hashable,
+        built: list[tuple[Checker, Target, Timing]],
+        names: list[str] | None = None,
+    ) -> None:
+        """Lower-level :meth:`add`: already built checkers (tests, plugins, bench)."""
+        policies = [
+            CheckerPolicy(t, c.steps if isinstance(c, MultiStepChecker) else 1) for c, _, t in built
+        ]
+        runs = [(c, tg, t.connect_timeout) for c, tg, t in built]
+        self._servers[key] = _Entry(ServerPolicy(key, policies, names or []), runs)
+
+    def state(self, key: Hashable) -> bool:
+        return self._servers[key].server.alive
+
+    def _emit(self, tr: Transition) -> None:
+        self._pending.append(tr)
+        self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; cancellation stops every check (scripts are killed)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._flusher)
+            now = trio.current_time()
+            for entry in self._servers.values():
+                self._emit(entry.server.initial())
+                for index, (checker, target, timeout) in enumerate(entry.runs):
+                    first = entry.server.checkers[index].first_at(now, self.rand())
+                    nursery.start_soon(
+                        self._drive, entry.server, index, checker, target, timeout, first
+                    )
+            task_status.started()
+
+    async def _drive(
+        self,
+        server: ServerPolicy,
+        index: int,
+        checker: Checker,
+        target: Target,
+        timeout: float,
+        next_at: float,
+    ) -> None:
+        policy = server.checkers[index]
+        while True:
+            await trio.sleep_until(next_at)
+            result = await attempt(checker, target, timeout, policy.step)
+            self.checks_done += 1
+            decision, transition = server.record(index, result, trio.current_time())
+            if transition is not None:
+                self._emit(transition)
+            next_at = decision.next_at
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            if self.batch_window:
+                await trio.sleep(self.batch_window)
+            self._wake = trio.Event()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            if isinstance(self.deliver, trio.MemorySendChannel):
+                await self.deliver.send(batch)
+            else:
+                self.deliver(batch)
