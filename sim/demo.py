@@ -162,7 +162,13 @@ class Demo:
         # A daemon's start-up (imports, first election) is ~5x slower in the VM.
         startup = 30 * min(netns.SLOWDOWN, 5.0)
         self.wait_for("a VIP owner", lambda: self.vip_owner() is not None, startup)
-        owner = self.vip_owner()
+        # Let the election settle (a preempting master takes over a few adverts in).
+        owner, previous = self.vip_owner(), None
+        for _ in range(10):
+            if owner is not None and owner == previous:
+                break
+            time.sleep(3.0)
+            previous, owner = owner, self.vip_owner()
         self.say(f"1. VIP {lab.vip} is on {owner}")
         self.wait_for(
             "both real servers answering",

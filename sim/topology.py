@@ -237,12 +237,15 @@ class Lab(Rig):
 
     def http_get(self, node: str, url: str, *, timeout: float = 2.0) -> str | None:
         """Body of ``url`` fetched from ``node`` with curl, or None on any failure."""
-        proc = self.run(
-            node,
-            ["curl", "-s", "-f", "--max-time", str(timeout), url],
-            check=False,
-            timeout=timeout + 5,
-        )
+        try:
+            proc = self.run(
+                node,
+                ["curl", "-s", "-f", "--max-time", str(timeout), url],
+                check=False,
+                timeout=timeout + 5 * netns.SLOWDOWN,
+            )
+        except NetnsError:  # curl itself did not come back (an overloaded VM)
+            return None
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     # -- director configs

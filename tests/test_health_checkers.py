@@ -92,9 +92,13 @@ def test_http_get_request_digest_regex_status() -> None:
             good = HttpUrl("/x", digest=hashlib.md5(body).hexdigest(), regex="hel+o")
             res = await HttpChecker([good]).check(t, 2)
             assert res.ok, res
-            assert seen[0] == (
-                f"GET /x HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 127.0.0.1:{port}\r\n\r\n"
-            ).encode()
+            assert (
+                seen[0]
+                == (
+                    "GET /x HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\n"
+                    f"Host: 127.0.0.1:{port}\r\n\r\n"
+                ).encode()
+            )
             res = await HttpChecker([HttpUrl("/x", digest="0" * 32)]).check(t, 2)
             assert not res.ok and res.reason.startswith("digest mismatch")
             res = await HttpChecker([HttpUrl("/x", regex="nomatch")]).check(t, 2)
@@ -159,7 +163,7 @@ def test_ssl_get_with_trustme_and_sni(tmp_path: Path) -> None:
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(server_ctx)
     snis: list[str | None] = []
-    server_ctx.sni_callback = lambda sock, name, ctx: snis.append(name)  # type: ignore[assignment,func-returns-value]
+    server_ctx.sni_callback = lambda sock, name, ctx: snis.append(name)
 
     async def handler(raw: trio.abc.Stream) -> None:
         stream = trio.SSLStream(raw, server_ctx, server_side=True)
@@ -174,9 +178,7 @@ def test_ssl_get_with_trustme_and_sni(tmp_path: Path) -> None:
         async with trio.open_nursery() as n:
             port = await serve(n, handler)
             t = Target("127.0.0.1", port)
-            res = await HttpChecker([HttpUrl("/")], ssl=True, virtualhost="www.example").check(
-                t, 2
-            )
+            res = await HttpChecker([HttpUrl("/")], ssl=True, virtualhost="www.example").check(t, 2)
             assert res.ok, res
             assert snis[-1] == "www.example"
             res = await HttpChecker([HttpUrl("/")], ssl=True, sni_name="other.example").check(t, 2)
@@ -262,7 +264,7 @@ def test_misc_check_exit_codes(tmp_path: Path) -> None:
 
 
 def test_scheduler_500_then_200_on_mock_clock() -> None:
-    """A real HTTP server answers 500 twice, then 200: down at bootstrap, up one delay_loop later."""
+    """A real HTTP server answers 500 twice, then 200: down at bootstrap, up later."""
     answers = ["500 Internal Server Error", "500 Internal Server Error"]
 
     async def handler(stream: trio.abc.Stream) -> None:

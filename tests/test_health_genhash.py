@@ -118,7 +118,7 @@ def test_genhash_matches_keepalived(server: int, index: int) -> None:
     assert _run(OURS + args) == _run(["genhash", *args])
     # -v shows each read; the paced server makes reads line up, but a loaded
     # machine can still merge two pieces in one program and not the other: retry.
-    for attempt in range(3):
+    for _attempt in range(3):
         ours, theirs = _run([*OURS, "-v", *args]), _run(["genhash", "-v", *args])
         if ours == theirs:
             break
@@ -153,4 +153,7 @@ def test_keepalived_extractors() -> None:
     assert extract_content_length(b"content-length: 5\r\n") is None
     assert extract_content_length(b"Content-Length:  12 \r\n") is None
     assert extract_content_length(b"Content-Length:\r\n") == 0
-    assert dump_buffer(b"AB") == "0000  41 42" + "   " * 6 + " -" + "   " * 8 + "   AB" + " " * 14 + "\n"
+    assert (
+        dump_buffer(b"AB")
+        == "0000  41 42" + "   " * 6 + " -" + "   " * 8 + "   AB" + " " * 14 + "\n"
+    )

@@ -27,7 +27,6 @@ from pykeep.config.model import (
     VirtualServer,
 )
 
-
 Handler = Callable[[trio.abc.Stream], Awaitable[None]]
 
 
@@ -77,7 +76,9 @@ def test_hostile_servers_cannot_crash_the_scheduler() -> None:
         async with trio.open_nursery() as n:
             ports = []
             for h in (random_bytes, endless_headers, slowloris, garbage_status):
-                ls = await n.start(functools.partial(trio.serve_tcp, tolerant(h), 0, host="127.0.0.1"))
+                ls = await n.start(
+                    functools.partial(trio.serve_tcp, tolerant(h), 0, host="127.0.0.1")
+                )
                 ports.append(ls[0].socket.getsockname()[1])
             common = CheckerCommon(connect_timeout=0.5, delay_loop=0.3, retry=0)
             vs = VirtualServer(delay_loop=0.3, warmup=0.1)
@@ -94,9 +95,7 @@ def test_hostile_servers_cannot_crash_the_scheduler() -> None:
                 sched.add(("hostile", port), rs, vs)
                 sched.add(
                     ("tcp", port),
-                    RealServer(
-                        address=rs.address, port=port, checkers=(TcpCheck(common=common),)
-                    ),
+                    RealServer(address=rs.address, port=port, checkers=(TcpCheck(common=common),)),
                     vs,
                 )
             await n.start(sched.run)
@@ -106,8 +105,8 @@ def test_hostile_servers_cannot_crash_the_scheduler() -> None:
     trio.run(main)
     assert sched.checks_done > 40
     downs = {t.key for t in got if not t.up}
-    assert downs == {("hostile", p) for _, p in (k for k in downs)}  # only hostile ones
+    assert all(isinstance(k, tuple) and k[0] == "hostile" for k in downs)
     assert len(downs) == 4
     for key in downs:
         assert not sched.state(key)
-    assert all(sched.state(("tcp", p)) for _, p in downs)
+    assert all(sched.state(("tcp", k[1])) for k in downs if isinstance(k, tuple))

@@ -18,6 +18,7 @@ from pykeep.config.model import (
     InitialState,
     LbKind,
     Loc,
+    Protocol,
     RealServer,
     Script,
     VirtualServer,
@@ -271,8 +272,9 @@ def validate_check(p: Parser) -> None:
                 f"define 'virtual_server_group {vs.group} {{ … }}' or fix the name",
             )
             continue
-        if _check_vs(p, vs, built, vsgs.get(vs.group or "")):
-            kept.append(vs)
+        checked = _check_vs(p, vs, built, vsgs.get(vs.group or ""))
+        if checked is not None:
+            kept.append(checked)
     st.virtual_servers = [(vs, None) for vs in kept]
     if (
         kept
@@ -435,8 +437,14 @@ def _complete_instance(
     return done, True
 
 
-def _check_vs(p: Parser, vs: VirtualServer, built: dict[str, Any], vsg: Any) -> bool:
-    """check_data.c ``validate_check_config`` for one virtual server; False if dropped."""
+def _check_vs(
+    p: Parser, vs: VirtualServer, built: dict[str, Any], vsg: Any
+) -> VirtualServer | None:
+    """check_data.c ``validate_check_config`` for one virtual server.
+
+    Returns the server as keepalived goes on to use it (the corrections its
+    messages announce applied), or None when it is dropped.
+    """
     err = Severity.GENERAL_ERROR
     name = vs.key
 
@@ -445,7 +453,7 @@ def _check_vs(p: Parser, vs: VirtualServer, built: dict[str, Any], vsg: Any) -> 
 
     if not vs.real_servers:
         report(f"Virtual server {name} has no real servers - ignoring", "add a real_server block")
-        return False
+        return None
     entries = vsg.entries if vsg is not None else ()
     vsg_fw = any(e.fwmark is not None for e in entries)
     vsg_addr = [e for e in entries if e.fwmark is None]
@@ -460,7 +468,7 @@ def _check_vs(p: Parser, vs: VirtualServer, built: dict[str, Any], vsg: Any) -> 
         if not proto_set:
             report(
                 f"Virtual server {name}: no protocol set - defaulting to UDP",
-                "add 'protocol TCP' (or UDP/SCTP); keepalived would use UDP",
+                "add 'protocol TCP' (or UDP/SCTP); without it the service is UDP, as in keepalived",
             )
         elif vs.ops and vs.protocol.value != "UDP":
             report(
@@ -579,7 +587,38 @@ def _check_vs(p: Parser, vs: VirtualServer, built: dict[str, Any], vsg: Any) -> 
                     f"WARNING - virtual server {name} and {what} ports don't match - resetting",
                     "with DR/TUN the real server port must equal the virtual port",
                 )
-    return True
+    return _corrected(vs, proto_set or not by_address, kind, vsg is None)
+
+
+def _corrected(
+    vs: VirtualServer, proto_set: bool, kind: Callable[[RealServer], LbKind], single: bool
+) -> VirtualServer:
+    """Apply what check_data.c ``validate_check_config`` corrects, not just reports.
+
+    The kernel takes protocol 0 as UDP, so keepalived sets UDP explicitly. A
+    NAT real server without a port takes the virtual port; a DR/TUN one must
+    use the virtual port (reset), or none at all under a fwmark (cleared).
+    Health checkers connect to these ports, so they must be the corrected ones.
+    """
+    changes: dict[str, Any] = {}
+    if not proto_set:
+        changes["protocol"] = Protocol.UDP
+    if single:
+
+        def port_of(r: RealServer) -> int | None:
+            if kind(r) is LbKind.NAT:
+                return r.port if (vs.fwmark is not None or r.port) else vs.port
+            return None if vs.fwmark is not None else vs.port
+
+        servers = tuple(
+            r if port_of(r) == r.port else replace(r, port=port_of(r)) for r in vs.real_servers
+        )
+        if servers != vs.real_servers:
+            changes["real_servers"] = servers
+        ss = vs.sorry_server
+        if ss is not None and kind(ss) is not LbKind.NAT and port_of(ss) != ss.port:
+            changes["sorry_server"] = replace(ss, port=port_of(ss))
+    return replace(vs, **changes) if changes else vs
 
 
 def _owner_at(instances: list[VrrpInstance], loc: Loc) -> str:
