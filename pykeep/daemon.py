@@ -20,10 +20,12 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -110,23 +112,24 @@ def unusable_at_start(result: Any) -> bool:
 
 
 def unusable_for_reload(result: Any) -> bool:
-    """On SIGHUP a config with any parse error is refused: the running one is kept.
+    """On SIGHUP a config with any parse error is refused (kept here for callers; see ops)."""
+    from pykeep.ops import unusable_for_reload as check
 
-    Warnings, deprecations and script-security advice do not count (keepalived
-    runs with them too).
+    return check(result)
+
+
+def legacy_stats_path() -> str | None:
+    """``$PYKEEP_STATS_FILE``: where SIGUSR2 also writes the old JSON counters, if set.
+
+    Before the keepalived-compatible dumps existed, SIGUSR2 wrote a JSON
+    summary there; tests/netns_vrrp.py ``Router.stats()`` still reads it.
+    Unset (the normal case), SIGUSR2 only writes keepalived.stats.
     """
-    if getattr(result, "aborted", False):
-        return True
-    return any(Severity.OK < d.severity <= Severity.GENERAL_ERROR for d in result.diagnostics)
+    return os.environ.get("PYKEEP_STATS_FILE") or None
 
 
-def stats_path() -> str:
-    """keepalived writes SIGUSR2 statistics to /tmp/keepalived.stats; so do we."""
-    return os.environ.get("PYKEEP_STATS_FILE", "/tmp/keepalived.stats")
-
-
-def write_stats(service: Any) -> None:
-    """Dump per-instance counters (drops by reason, adverts…) and states as JSON."""
+def write_legacy_stats(service: Any, path: str) -> None:
+    """Per-instance counters (drops by reason, adverts…) and states as JSON."""
     counters = service.counters()
     data = {
         "states": service.states(),
@@ -134,7 +137,6 @@ def write_stats(service: Any) -> None:
         "instances": {name: dict(c) for name, c in counters.items()},
         "reloads": service.reloads,
     }
-    path = stats_path()
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
@@ -196,41 +198,95 @@ def main(options: argparse.Namespace) -> int:
 
 
 async def _run(options: argparse.Namespace, path: str, config: Any) -> None:
-    from pykeep import config as pkconfig
+    """The daemon's nursery: dump signals, VRRP, control socket, metrics; then signals.
+
+    Order matters: the dump-signal receiver goes in first because until it
+    is installed SIGRTMIN+2 (JSON) and SIGRTMAX-1 (STATS_CLEAR) keep their
+    default action and would kill us; READY=1 goes out only once the
+    control socket and metrics listener accept connections.
+    """
+    from pykeep import control, dumps, metrics, ops, sdnotify
     from vrrp.service import VrrpService
 
     logger = pklog.get("daemon")
     vrrp_enabled = not _opt(options, "check")
     service = VrrpService(config)
-    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2)
+    notifier = sdnotify.Notifier()
+    drain_file = Path(_opt(options, "drain_state") or ops.drain_state_file())
+    operations = ops.Ops(
+        config,
+        vrrp=service if vrrp_enabled else None,
+        loader=ops.config_loader(path, _opt(options, "config_id")),
+        drain_file=drain_file,
+        lvs=None,
+        notifier=notifier,
+    )
+    legacy = legacy_stats_path()
+    sigs = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
     with trio.open_signal_receiver(*sigs) as signals:
         async with trio.open_nursery() as nursery:
+            await nursery.start(
+                functools.partial(
+                    dumps.serve_dump_signals,
+                    operations.snapshot,
+                    clear_stats=operations.clear_counters,
+                )
+            )
+            if legacy is not None:
+                await nursery.start(_legacy_usr2, operations, service, legacy)
             if vrrp_enabled:
                 await nursery.start(service.run)
-            # HOOK: the checker/IPVS service (healthcheck/, ipvs/) starts here when
-            # not ``-P``: ``await nursery.start(checker_service.run)``, and its
-            # reload() is called beside ``service.reload`` below.
+            # HOOK: the checker/IPVS service (pykeep/lvs.py) starts here when not
+            # ``-P``: ``lvs = await nursery.start(lvs_service.run)``, then
+            # ``operations.lvs = lvs`` (an ops.LvsProvider: virtual_servers(),
+            # set_drained(operations.drained), reload(config) — Ops.apply_reload
+            # calls it after VRRP's reload).
+            sock = Path(_opt(options, "control_socket") or control.DEFAULT_SOCKET)
+            try:
+                await nursery.start(control.serve_control, operations, sock)
+            except OSError as exc:
+                logger.error(f"control socket {sock} not available: {exc.strerror or exc}")
+            listen = _opt(options, "metrics_listen")
+            if listen:
+                try:
+                    await nursery.start(metrics.serve_metrics, listen, operations.snapshot)
+                except (OSError, ValueError) as exc:
+                    logger.error(f"metrics listener {listen} not started: {exc}")
+            notifier.ready(operations.summary())
             async for signum in signals:
-                if signum == signal.SIGUSR2:
-                    write_stats(service)
-                    continue
                 if signum == signal.SIGHUP:
-                    logger.info("Reloading")
-                    new = pkconfig.load(path, _opt(options, "config_id"))
-                    if unusable_for_reload(new):
-                        for diag in new.diagnostics:
-                            logger.error(str(diag))
-                        logger.error(f"Reload of {path} failed - keeping the running configuration")
-                        continue
-                    if vrrp_enabled:
-                        await service.reload(new.config)
+                    await operations.apply_reload()
                     continue
                 logger.info(f"Received {signal.Signals(signum).name} - stopping")
                 break
+            notifier.stopping("stopping")
             with trio.CancelScope(shield=True):
                 if vrrp_enabled:
                     await service.shutdown()
             nursery.cancel_scope.cancel()
+
+
+async def _legacy_usr2(
+    operations: Any,
+    service: Any,
+    path: str,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """SIGUSR2 with ``$PYKEEP_STATS_FILE`` set: keepalived.stats *and* the old JSON.
+
+    Opened after dumps.serve_dump_signals, this receiver takes SIGUSR2 over
+    (the newest trio receiver of a signal gets it), so it writes both files.
+    """
+    from pykeep import dumps
+
+    with trio.open_signal_receiver(signal.SIGUSR2) as receiver:
+        task_status.started()
+        async for _ in receiver:
+            try:
+                dumps.write_stats(operations.snapshot())
+                write_legacy_stats(service, path)
+            except OSError as exc:
+                pklog.get("daemon").warning(f"stats dump failed: {exc}")
 
 
 if __name__ == "__main__":  # pragma: no cover - a stand-in until pykeep/cli.py exists
@@ -248,4 +304,6 @@ if __name__ == "__main__":  # pragma: no cover - a stand-in until pykeep/cli.py 
     ap.add_argument("-i", "--config-id", dest="config_id")
     ap.add_argument("-s", "--namespace")
     ap.add_argument("--log-json", dest="log_json", action="store_true")
+    ap.add_argument("--metrics-listen", dest="metrics_listen")
+    ap.add_argument("--control-socket", dest="control_socket")
     sys.exit(main(ap.parse_args()))

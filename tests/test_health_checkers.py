@@ -293,7 +293,7 @@ def test_scheduler_500_then_200_on_mock_clock() -> None:
             await trio.sleep(35)
             n.cancel_scope.cancel()
 
-    run(main, clock=trio.testing.MockClock(autojump_threshold=0.05))
+    run(main, clock=trio.testing.MockClock(autojump_threshold=0.2))
     states = [(round(t), tr.up, tr.reason) for t, tr in got]
     # initial up; first HTTP failure counts (retry_it preset) at BOOTSTRAP_DELAY 1 s;
     # the second 500 comes at 11 s; the 200 at 21 s brings it back.

@@ -13,6 +13,7 @@ import random
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -20,9 +21,18 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import trio
+import trustme
 
+from healthcheck.api import Target
 from healthcheck.genhash import main as genhash_main
-from healthcheck.http import dump_buffer, extract_content_length, extract_status_code
+from healthcheck.http import (
+    HttpChecker,
+    dump_buffer,
+    extract_content_length,
+    extract_status_code,
+)
+from pykeep.config.model import HttpUrl, StatusRange
 
 PIECE = 4000
 
@@ -157,3 +167,51 @@ def test_keepalived_extractors() -> None:
         dump_buffer(b"AB")
         == "0000  41 42" + "   " * 6 + " -" + "   " * 8 + "   AB" + " " * 14 + "\n"
     )
+
+
+def test_http_get_accepts_the_digest_genhash_prints(server: int) -> None:
+    """HTTP_GET with ``digest`` set to Debian genhash's output passes, chunked bodies included."""
+    for index in (0, 7, 9, 10, 11, 12, 13, 16, 17):
+        args = ["-s", "127.0.0.1", "-p", str(server), "-u", f"/{index}"]
+        digest = _run(["genhash", *args])[1].strip()
+        url = HttpUrl(f"/{index}", digest=digest, status_codes=(StatusRange(200, 599),))
+        res = trio.run(HttpChecker([url]).check, Target("127.0.0.1", server), 5.0)
+        assert res.ok, (index, res)
+        bad = HttpUrl(f"/{index}", digest="f" * 32, status_codes=(StatusRange(200, 599),))
+        assert not trio.run(HttpChecker([bad]).check, Target("127.0.0.1", server), 5.0).ok
+
+
+def test_genhash_ssl_matches_keepalived() -> None:
+    """-S against a trustme-certified TLS server: same digest, nothing verified."""
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("www.example").configure_cert(ctx)
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    lsock.settimeout(10)
+    port = lsock.getsockname()[1]
+
+    def serve(n: int) -> None:
+        for _ in range(n):
+            try:
+                raw, _ = lsock.accept()
+                with ctx.wrap_socket(raw, server_side=True) as conn:
+                    buf = b""
+                    while b"\r\n\r\n" not in buf:
+                        buf += conn.recv(4096)
+                    conn.sendall(PAGES[8])
+                    conn.unwrap()
+            except (OSError, ssl.SSLError):
+                continue
+
+    t = threading.Thread(target=serve, args=(4,), daemon=True)
+    t.start()
+    try:
+        for sni in ([], ["-I", "-V", "www.example"]):
+            args = ["-S", *sni, "-s", "127.0.0.1", "-p", str(port), "-u", "/8"]
+            ours, theirs = _run(OURS + args), _run(["genhash", *args])
+            assert ours == theirs and re.fullmatch(r"[0-9a-f]{32}\n", ours[1]), (ours, theirs)
+    finally:
+        t.join(timeout=10)
+        lsock.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,19 @@ from vrrp.vip import Interface, Netlink, VipSet
 
 #: bound on adverts queued for one instance; beyond it they are dropped and counted
 QUEUE_DEPTH = 256
+
+#: the tracker key under which ``ctl failover`` holds the priority down
+FAILOVER_TRACKER = "ctl:failover"
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """The last state change of an instance, for status/dumps/metrics."""
+
+    at: float  # wall clock (keepalived's last_transition is a timeval)
+    old: State
+    new: State
+    reason: str
 
 
 class _Wake:
@@ -145,6 +159,11 @@ class InstanceDriver:
         self._nursery: trio.Nursery | None = None
         self._done = trio.Event()
         self.target = NotifyTarget("INSTANCE", inst.name, inst.notify, inst.notify_fifo)
+        #: the last EnterState seen, and how many there were since start
+        self.last_transition: TransitionRecord | None = None
+        self.transitions = 0
+        #: ``ctl failover`` is holding this instance's priority at the minimum
+        self.failover_active = False
 
     # ------------------------------------------------------------ views
     @property
@@ -163,6 +182,52 @@ class InstanceDriver:
         out = {f"rx_drop_{k}": v for k, v in self.rejected.items()}
         out.update(self.machine.counters)
         return out
+
+    def clear_counters(self) -> None:
+        """STATS_CLEAR: zero what ``counters()`` reports (vrrp_print.c vrrp_print_stats)."""
+        self.rejected.clear()
+        self.machine.counters.clear()
+
+    @property
+    def effective_priority(self) -> int:
+        return self.machine.effective_priority
+
+    @property
+    def master_priority(self) -> int:
+        """The priority of the current master: ours when MASTER, the last heard otherwise."""
+        if self.machine.state is State.MASTER:
+            return self.machine.effective_priority
+        return self.machine.master_priority if self.machine.master_src is not None else 0
+
+    @property
+    def master_router(self) -> str | None:
+        """Who the master is: our own source address when MASTER, the advert source otherwise."""
+        if self.machine.state is State.MASTER:
+            return str(self.src) if self.src is not None else None
+        src = self.machine.master_src
+        return str(src) if src is not None else None
+
+    def failover(self) -> bool:
+        """Toggle the operator's hand-over; True when the priority is now held down.
+
+        The first call adds a tracker that pulls the effective priority to 1
+        (the floor of vrrp_track.c ``vrrp_set_effective_priority``): the next
+        advert carries it, and a preempting peer takes over after its
+        Master_Down_Interval, exactly as when a tracked script fails.  The
+        hold stays across reloads until a second call removes it; restoring
+        it automatically once the peer is master would only hand the VIPs
+        straight back (the restored, higher priority preempts again).  An
+        address owner (priority 255) ignores tracking, so it is refused by
+        the caller.
+        """
+        if self.failover_active:
+            self.failover_active = False
+            self.feed_nowait(TrackerChanged(FAILOVER_TRACKER, 0, False))
+        else:
+            self.failover_active = True
+            delta = -(self.params.priority + 255)  # always below the floor; clamped to 1
+            self.feed_nowait(TrackerChanged(FAILOVER_TRACKER, delta, False))
+        return self.failover_active
 
     # ------------------------------------------------------------ inputs
     def _on_datagram(self, got: Received) -> None:
@@ -383,6 +448,11 @@ class InstanceDriver:
                     self.machine.effective_priority,
                 )
         elif isinstance(action, EnterState):
+            if action.new is not action.old:
+                self.transitions += 1
+                self.last_transition = TransitionRecord(
+                    time.time(), action.old, action.new, action.reason
+                )
             self._log_state(action)
 
     def _log_state(self, action: EnterState) -> None:

@@ -28,6 +28,7 @@ import trio
 from pykeep import log as pklog
 from pykeep.config.model import Config, VrrpInstance, VrrpScript, VrrpTrackFile
 from vrrp.driver import Env, InstanceDriver, SyncCoord, instance_key
+from vrrp.machine import PRIO_OWNER
 from vrrp.notify import Notifier
 from vrrp.socket import SocketPool
 from vrrp.track import LinkWatcher, ScriptStatus, run_vrrp_script, watch_track_file
@@ -236,3 +237,31 @@ class VrrpService:
 
     def states(self) -> dict[str, str]:
         return {d.name: d.state.value for d in self.drivers.values()}
+
+    def driver(self, name: str) -> InstanceDriver | None:
+        """The running instance called ``name`` (names are unique in a loaded config)."""
+        return next((d for d in self.drivers.values() if d.name == name), None)
+
+    def clear_counters(self) -> None:
+        """STATS_CLEAR: zero every instance's counters once the stats file is written.
+
+        Pre-demux socket drops live in vrrp/socket.py and are not cleared
+        (keepalived has no such counter to clear).
+        """
+        for d in self.drivers.values():
+            d.clear_counters()
+
+    def failover(self, name: str) -> bool:
+        """Toggle ``ctl failover`` on instance ``name``; True when now held down.
+
+        Raises KeyError for an unknown instance and ValueError for an address
+        owner (priority 255 is not lowered by tracking, vrrp_track.c).
+        """
+        driver = self.driver(name)
+        if driver is None:
+            raise KeyError(name)
+        if driver.params.priority == PRIO_OWNER:
+            raise ValueError(f"{name} is the address owner (priority 255); it cannot hand over")
+        held = driver.failover()
+        self.log.info(f"({name}) failover {'requested' if held else 'released'} by operator")
+        return held
