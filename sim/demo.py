@@ -28,7 +28,8 @@ from sim.topology import Lab
 
 PYKEEP_CMD = (
     f"{Path(sys.executable).parent / 'pykeep'} -n -l -f {{config}} "
-    "-p {rundir}/pykeep.pid -r {rundir}/vrrp.pid -c {rundir}/check.pid"
+    "-p {rundir}/pykeep.pid -r {rundir}/vrrp.pid -c {rundir}/check.pid "
+    "--control-socket {rundir}/control.sock"
 )
 KEEPALIVED_CMD = (
     "keepalived -n -l -f {config} -p {rundir}/keepalived.pid "
@@ -251,6 +252,8 @@ def main(args: argparse.Namespace) -> int:
             log = lab.log_path(f"{d}-daemon")
             if log.exists():
                 print(f"--- {d} daemon log (tail)\n{log.read_text()[-1500:]}", file=sys.stderr)
+            table = lab.run(d, ["ipvsadm", "-Ln"], check=False)
+            print(f"--- {d} ipvsadm -Ln\n{table.stdout}{table.stderr}", file=sys.stderr)
         return 1
     finally:
         lab.close()

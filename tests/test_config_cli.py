@@ -93,7 +93,10 @@ def test_options_parse_like_keepalived() -> None:
 
 def test_version_and_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["-v"]) == 0
-    assert "pykeep" in capsys.readouterr().out
+    # keepalived prints its version to stderr; keepalived-exporter parses
+    # "Keepalived v2.2.7" from there and looks for --enable-json.
+    err = capsys.readouterr().err
+    assert err.startswith("Keepalived v2.2.7 (pykeep ") and "--enable-json" in err
     assert cli.main(["--no-such-option"]) == 2
 
 
