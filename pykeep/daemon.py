@@ -12,6 +12,13 @@ long-lived thing belongs to a nursery), and keeps keepalived's outside view:
 - SIGTERM/SIGINT stop cleanly: priority-0 adverts, VIPs removed, scripts
   killed; SIGHUP reloads the configuration, keeping the old one when the new
   one does not load.
+
+The operations layer (issue 8) hangs off one :class:`pykeep.ops.Ops`:
+SIGUSR1/SIGUSR2/JSON/STATS_CLEAR dumps into ``$TMPDIR`` (else /tmp), the
+control socket (``--control-socket``, default /run/pykeep/control.sock;
+``ctl reload`` is the SIGHUP path), ``/metrics`` when ``--metrics-listen``
+is given, sd_notify READY/RELOADING/STOPPING, and the drain set read from
+``$PYKEEP_STATE_DIR/drain.json`` (default /var/lib/pykeep/drain.json).
 """
 
 from __future__ import annotations

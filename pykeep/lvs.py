@@ -27,11 +27,16 @@ stalls the VRRP timers and never interleaves two requests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
+import queue
+import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import outcome
 import trio
 
 from healthcheck.api import Checker, MultiStepChecker, Result, Target
@@ -61,6 +66,8 @@ STATS_INTERVAL = 5.0
 #: How long shutdown waits for ``omega`` scripts before killing them.
 STOP_SCRIPTS_GRACE = 5.0
 
+T = TypeVar("T")
+_Job = tuple[Callable[[], Any], trio.lowlevel.TrioToken, Callable[[Any], None]]
 StatsMap = dict[tuple[ServiceKey, DestKey | None], dict[str, int]]
 
 
@@ -282,13 +289,74 @@ def open_lvs(config: Config, options: argparse.Namespace | Any) -> LvsService | 
     if getattr(options, "vrrp", False) or not config.virtual_servers:
         return None
     try:
-        kernel = Kernel.open()
+        # A probe only: pyroute2 binds a socket to the thread that uses it, so
+        # the service opens its own kernel on its kernel thread.
+        Kernel.open().close()
     except IpvsUnavailable as e:
         n = len(config.virtual_servers)
         raise LvsUnavailable(
             f"Stopping: cannot run the checkers of {n} virtual server(s): {e}"
         ) from None
-    return LvsService(config, kernel)
+    return LvsService(config, open_kernel=Kernel.open)
+
+
+class _Unopened:
+    """The kernel before ``run`` opened it: every call is refused, never silently dropped."""
+
+    def _refuse(self, *args: object) -> Any:
+        raise RuntimeError("IPVS is not open yet")
+
+    read = apply = flush = start_sync_daemon = stop_sync_daemon = _refuse
+
+
+class KernelThread:
+    """Runs every kernel call on one dedicated thread.
+
+    pyroute2 keeps its netlink transport in a ``threading.local``
+    (pyroute2/netlink/core.py): an IPVS socket used from a thread other than
+    the one that set it up fails (ECONNRESET on family discovery), so
+    ``trio.to_thread``'s pool of threads will not do.  Calls are queued and
+    waited for shielded, so the caller's lock covers the whole call even
+    when it is cancelled.  Before ``start`` calls run inline (tests).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="pykeep-ipvs", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while (job := self._queue.get()) is not None:
+            fn, token, done = job
+            result = outcome.capture(fn)
+            try:
+                token.run_sync_soon(done, result)
+            except trio.RunFinishedError:
+                return
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._thread is None:
+            return fn(*args)
+        box: list[outcome.Outcome[T]] = []
+        finished = trio.Event()
+
+        def done(result: outcome.Outcome[T]) -> None:
+            box.append(result)
+            finished.set()
+
+        self._queue.put((functools.partial(fn, *args), trio.lowlevel.current_trio_token(), done))
+        with trio.CancelScope(shield=True):
+            await finished.wait()
+        return box[0].unwrap()
 
 
 class LvsService:
@@ -297,14 +365,17 @@ class LvsService:
     def __init__(
         self,
         config: Config,
-        kernel: KernelLike,
+        kernel: KernelLike | None = None,
         *,
+        open_kernel: Callable[[], KernelLike] | None = None,
         drained: DrainSet | None = None,
         batch_window: float = 0.05,
     ) -> None:
         self.config = config
-        self.kernel = kernel
-        self.reconciler = DrainingReconciler(config, kernel, drained=drained or DrainSet())
+        self.kernel: KernelLike = kernel if kernel is not None else _Unopened()
+        self._open_kernel = open_kernel
+        self._worker = KernelThread()
+        self.reconciler = DrainingReconciler(config, self.kernel, drained=drained or DrainSet())
         self.log = pklog.get("lvs")
         self.batch_window = batch_window
         self._checked: dict[str, _Checked] = {}
@@ -330,9 +401,19 @@ class LvsService:
         On the way out (cancellation) the table is cleaned, as ``shutdown``
         does, unless ``shutdown`` already ran.
         """
+        self._worker.start()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self._open_kernel is not None:
+                    try:
+                        self.kernel = await self._worker.call(self._open_kernel)
+                    except RuntimeError as e:
+                        # open_lvs probed it a moment ago; the daemon goes on with VRRP
+                        self.log.error(f"Stopping checkers: {e}")
+                        task_status.started(self)
+                        return
+                    self.reconciler.kernel = self.kernel
                 await self._start_table()
                 for vs in self.config.virtual_servers:
                     for rs in vs.real_servers:
@@ -345,12 +426,17 @@ class LvsService:
             self._nursery = None
             with trio.CancelScope(shield=True):
                 await self.shutdown()
+                close = getattr(self.kernel, "close", None)
+                if close is not None and self._open_kernel is not None:
+                    with contextlib.suppress(Exception):
+                        await self._worker.call(close)
+            self._worker.stop()
 
     async def _start_table(self) -> None:
         g = self.config.global_defs
         if g.lvs_timeouts != LvsTimeouts() and hasattr(self.kernel, "set_timeouts"):
             try:
-                await trio.to_thread.run_sync(self.kernel.set_timeouts, g.lvs_timeouts)
+                await self._worker.call(self.kernel.set_timeouts, g.lvs_timeouts)
             except RuntimeError as e:
                 self.log.error("lvs_timeouts not set", reason=str(e))
         if self.reconciler.local_addresses == set() and any(
@@ -360,7 +446,7 @@ class LvsService:
         async with self._lock:
             before = dict(self.reconciler.applied)
             try:
-                ops = await trio.to_thread.run_sync(self.reconciler.start)
+                ops = await self._worker.call(self.reconciler.start)
             except RuntimeError as e:
                 self.log.error("IPVS start failed", reason=str(e))
                 ops = []
@@ -423,7 +509,7 @@ class LvsService:
                     self._log_check(entry, tr)
                 before = dict(self.reconciler.applied)
                 try:
-                    ops = await trio.to_thread.run_sync(
+                    ops = await self._worker.call(
                         self.reconciler.transition, entry.key, tr.up, tr.weight
                     )
                 except RuntimeError as e:
@@ -505,7 +591,7 @@ class LvsService:
         while True:
             async with self._lock:
                 try:
-                    _, self._stats = await trio.to_thread.run_sync(read)
+                    _, self._stats = await self._worker.call(read)
                 except (RuntimeError, OSError) as e:
                     self.log.debug("IPVS stats not read", reason=str(e))
             await trio.sleep(STATS_INTERVAL)
@@ -539,7 +625,7 @@ class LvsService:
             self.config = config
             before = dict(self.reconciler.applied)
             try:
-                ops = await trio.to_thread.run_sync(self.reconciler.reload, config)
+                ops = await self._worker.call(self.reconciler.reload, config)
             except RuntimeError as e:
                 self.log.error("IPVS reload failed", reason=str(e))
                 ops = []
@@ -557,7 +643,7 @@ class LvsService:
                 return
             before = dict(self.reconciler.applied)
             try:
-                ops = await trio.to_thread.run_sync(self.reconciler.reload, self.config)
+                ops = await self._worker.call(self.reconciler.reload, self.config)
             except RuntimeError as e:
                 self.log.error("IPVS drain failed", reason=str(e))
                 return
@@ -587,7 +673,7 @@ class LvsService:
 
     async def _vrrp_state_locked(self, instance: str, master: bool, addrs: set[IPAddress]) -> None:
         async with self._lock:
-            await trio.to_thread.run_sync(self._vrrp_state_now, instance, master, addrs)
+            await self._worker.call(self._vrrp_state_now, instance, master, addrs)
 
     def _vrrp_state_now(self, instance: str, master: bool, addrs: set[IPAddress]) -> None:
         try:
@@ -609,7 +695,7 @@ class LvsService:
             before = dict(self.reconciler.applied)
             log_before = len(self.reconciler.log)
             try:
-                await trio.to_thread.run_sync(self.reconciler.stop)
+                await self._worker.call(self.reconciler.stop)
             except (RuntimeError, OSError) as e:
                 self.log.error("IPVS cleanup failed", reason=str(e))
             for op in self.reconciler.log[log_before:]:

@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 from collections.abc import Collection, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -340,3 +341,84 @@ def test_follow_vrrp_reports_changes_with_master_vips() -> None:
 
     run(main)
     assert seen == [("VI_1", False, set()), ("VI_1", True, {IP("10.0.0.1")})]
+
+
+def test_kernel_is_opened_and_used_on_one_thread_only() -> None:
+    """pyroute2 binds its transport to a thread: open and every call share one."""
+    import threading
+
+    threads: set[int] = set()
+
+    class ThreadKernel(FakeKernel):
+        def read(self, with_stats: bool = False) -> Table:
+            threads.add(threading.get_ident())
+            return super().read(with_stats)
+
+        def apply(self, ops: Collection[Op]) -> None:
+            threads.add(threading.get_ident())
+            super().apply(ops)
+
+        def close(self) -> None:
+            threads.add(threading.get_ident())
+
+    def opener() -> FakeKernel:
+        threads.add(threading.get_ident())
+        return ThreadKernel()
+
+    Switch.up = {"10.0.1.1"}
+
+    async def main() -> None:
+        svc = lvs.LvsService(config(), open_kernel=opener)
+        async with trio.open_nursery() as n:
+            await started(svc, n)
+            assert isinstance(svc.kernel, ThreadKernel)
+            assert set(svc.kernel.weights()) == {"10.0.1.1:80"}
+            n.cancel_scope.cancel()
+
+    run(main)
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_kernel_that_fails_to_open_leaves_an_inert_service() -> None:
+    def opener() -> FakeKernel:
+        raise RuntimeError("the kernel has no IPVS")
+
+    async def main() -> None:
+        svc = lvs.LvsService(config(), open_kernel=opener)
+        async with trio.open_nursery() as n:
+            await n.start(svc.run)
+            await svc.reload(config())
+            await svc.set_drained(DrainSet().add("10.0.0.1:80", "10.0.1.1"))
+            assert len(svc.virtual_servers()) == 1
+
+    run(main)
+
+
+def test_notify_and_quorum_scripts_run_without_blocking(tmp_path: Path) -> None:
+    """rs notify_down and the virtual server's quorum_down run through pykeep.scripts."""
+    from pykeep.config.model import Script
+
+    out = tmp_path / "events"
+
+    def script(word: str) -> Script:
+        return Script(argv=("/bin/sh", "-c", f"echo {word} >> {out}"))
+
+    cfg = config((1, 1, 1), quorum=3, quorum_down=script("quorum_down"))
+    vs = cfg.virtual_servers[0]
+    rs2 = replace(vs.real_servers[1], notify_down=script("rs2_down"))
+    cfg = replace(cfg, virtual_servers=(replace(vs, real_servers=(vs.real_servers[0], rs2)),))
+    Switch.up = {"10.0.1.1", "10.0.1.2"}
+
+    async def main() -> None:
+        svc = lvs.LvsService(cfg, FakeKernel())
+        async with trio.open_nursery() as n:
+            await n.start(svc.run)
+            await trio.sleep(1.5)  # bootstrap; both up, quorum (2 of 2) up
+            Switch.up.discard("10.0.1.2")
+            with trio.fail_after(20):
+                while len(out.read_text().split() if out.exists() else []) < 2:
+                    await trio.sleep(0.1)
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert sorted(out.read_text().split()) == ["quorum_down", "rs2_down"]

@@ -241,7 +241,8 @@ def command(rw: Path) -> list[str]:
             str(REPO / ".venv" / "bin" / "pykeep"),
             *("-C", "-n", "-l", "-f", conf),
             *("-p", str(rw / "k.pid"), "-r", str(rw / "v.pid"), "-c", str(rw / "c.pid")),
-            *("--control-socket", str(rw / "control.sock")),
+            # not in the rwdir: its 9p share refuses Unix sockets
+            *("--control-socket", "/tmp/pykeep-lvs-vm.sock"),
         ]
     return [sys.executable, str(REPO / "tests" / "lvs_runner.py"), "-f", conf]
 
