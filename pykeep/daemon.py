@@ -175,6 +175,13 @@ def main(options: argparse.Namespace) -> int:
     if unusable_at_start(result):
         logger.error(f"Stopping: configuration {path} does not load")
         return 1
+    from pykeep import lvs as pklvs
+
+    try:
+        lvs_service = pklvs.open_lvs(result.config, options)  # None with -P / no virtual servers
+    except pklvs.LvsUnavailable as exc:
+        logger.error(str(exc))
+        return 1
     pidfiles = [
         _opt(options, "pid") or DEFAULT_PID,
         _opt(options, "vrrp_pid") or DEFAULT_VRRP_PID,
@@ -192,9 +199,9 @@ def main(options: argparse.Namespace) -> int:
             write_pidfile(p)
         except OSError as exc:
             logger.error(f"cannot write pid file {p}: {exc.strerror}")
-    logger.info("Starting pykeep VRRP daemon")
+    logger.info("Starting pykeep daemon")
     try:
-        trio.run(_run, options, path, result.config)
+        trio.run(_run, options, path, result.config, lvs_service)
     except KeyboardInterrupt:
         pass
     finally:
@@ -204,7 +211,9 @@ def main(options: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(options: argparse.Namespace, path: str, config: Any) -> None:
+async def _run(
+    options: argparse.Namespace, path: str, config: Any, lvs_service: Any = None
+) -> None:
     """The daemon's nursery: dump signals, VRRP, control socket, metrics; then signals.
 
     Order matters: the dump-signal receiver goes in first because until it
@@ -243,11 +252,19 @@ async def _run(options: argparse.Namespace, path: str, config: Any) -> None:
                 await nursery.start(_legacy_usr2, operations, service, legacy)
             if vrrp_enabled:
                 await nursery.start(service.run)
-            # HOOK: the checker/IPVS service (pykeep/lvs.py) starts here when not
-            # ``-P``: ``lvs = await nursery.start(lvs_service.run)``, then
-            # ``operations.lvs = lvs`` (an ops.LvsProvider: virtual_servers(),
-            # set_drained(operations.drained), reload(config) — Ops.apply_reload
-            # calls it after VRRP's reload).
+            if lvs_service is not None:
+                # Checkers + IPVS (keepalived's checker child); Ops.apply_reload
+                # reloads it after VRRP, and VRRP state drives ha_suspend and
+                # the sync daemon through follow_vrrp.
+                from pykeep.lvs import follow_vrrp
+
+                await lvs_service.set_drained(operations.drained)
+                await nursery.start(lvs_service.run)
+                operations.lvs = lvs_service
+                if vrrp_enabled:
+                    await nursery.start(
+                        follow_vrrp, lvs_service, service, lambda: operations.config
+                    )
             sock = Path(_opt(options, "control_socket") or control.DEFAULT_SOCKET)
             try:
                 await nursery.start(control.serve_control, operations, sock)
@@ -268,6 +285,8 @@ async def _run(options: argparse.Namespace, path: str, config: Any) -> None:
                 break
             notifier.stopping("stopping")
             with trio.CancelScope(shield=True):
+                if lvs_service is not None:
+                    await lvs_service.shutdown()
                 if vrrp_enabled:
                     await service.shutdown()
             nursery.cancel_scope.cancel()

@@ -15,6 +15,7 @@ re-executes itself inside the virtme-ng VM (:mod:`sim.vm`).
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -31,11 +32,34 @@ PYKEEP_CMD = (
     "-p {rundir}/pykeep.pid -r {rundir}/vrrp.pid -c {rundir}/check.pid "
     "--control-socket {rundir}/control.sock"
 )
+# Interim stand-in while pykeep/daemon.py lacks the checker/IPVS hook: pykeep's
+# VRRP (-P) beside tests/lvs_runner.py (the same lvs.LvsService calls the daemon
+# will make).  Both live in one process group, so killing the director kills both.
+PYKEEP_SPLIT_CMD = (
+    f"sh -c '{Path(sys.executable).parent / 'pykeep'} -P -n -l -f {{config}} "
+    "-p {rundir}/pykeep.pid -r {rundir}/vrrp.pid -c {rundir}/check.pid "
+    "--control-socket {rundir}/control.sock & "
+    f"exec {sys.executable} {Path(__file__).resolve().parent.parent / 'tests' / 'lvs_runner.py'}"
+    " -f {config}'"
+)
 KEEPALIVED_CMD = (
     "keepalived -n -l -f {config} -p {rundir}/keepalived.pid "
     "-r {rundir}/vrrp.pid -c {rundir}/check.pid"
 )
 VRID = 55
+
+
+def daemon_has_lvs() -> bool:
+    """Whether pykeep/daemon.py already starts the checker/IPVS service itself."""
+    daemon = Path(__file__).resolve().parent.parent / "pykeep" / "daemon.py"
+    pattern = r"^\s*(from pykeep import [^\n]*\blvs\b|import pykeep\.lvs|from pykeep\.lvs import)"
+    text = daemon.read_text()
+    return "open_lvs" in text or re.search(pattern, text, re.M) is not None
+
+
+def default_cmd() -> str:
+    """The pykeep director command: full mode once the daemon carries LVS."""
+    return PYKEEP_CMD if daemon_has_lvs() else PYKEEP_SPLIT_CMD
 
 
 def director_config(lab: Lab, director: str, *, delay_loop: int = 1) -> str:
@@ -232,7 +256,7 @@ def _config_args(items: list[str]) -> dict[str, str]:
 
 def main(args: argparse.Namespace) -> int:
     """Entry from ``python -m sim demo``."""
-    cmd = KEEPALIVED_CMD if args.keepalived else (args.director_cmd or PYKEEP_CMD)
+    cmd = KEEPALIVED_CMD if args.keepalived else (args.director_cmd or default_cmd())
     if not vm.kernel_has_ipvs():
         if vm.inside_vm():
             print("pykeep-sim: no IP_VS even inside the VM", file=sys.stderr)
