@@ -1,9 +1,7 @@
 """On this host (no IPVS in the kernel): one clear line and a non-zero exit, or VRRP with -P.
 
 keepalived's checker process cannot start without IPVS and the daemon stops;
-with ``-P`` only VRRP runs and the virtual servers are ignored.  The process
-under test is ``pykeep`` once pykeep/daemon.py starts the checker/IPVS
-service (``open_lvs``), and ``tests/lvs_runner.py`` until then.
+with ``-P`` only VRRP runs and the virtual servers are ignored.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -49,15 +46,7 @@ def daemon_args(tmp: Path, *extra: str) -> list[str]:
 def test_no_ipvs_is_one_line_and_nonzero_exit(tmp_path: Path) -> None:
     assert not kernel_has_ipvs(load=False), "this test expects a host kernel without IPVS"
     (tmp_path / "lvs.conf").write_text(CONF)
-    if "open_lvs" in (REPO / "pykeep" / "daemon.py").read_text():
-        argv = daemon_args(tmp_path)
-    else:
-        argv = [
-            sys.executable,
-            str(REPO / "tests" / "lvs_runner.py"),
-            "-f",
-            str(tmp_path / "lvs.conf"),
-        ]
+    argv = daemon_args(tmp_path)
     env = dict(os.environ, PYKEEP_STATE_DIR=str(tmp_path))
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     text = proc.stdout + proc.stderr

@@ -9,16 +9,15 @@ the table within delay_loop × (retry + 1) + connect_timeout, VM margin
 added), comes back, SIGHUP with the same file changes nothing, SIGTERM
 removes our entries and leaves a foreign service alone.
 
-The process under test is ``pykeep -C`` once pykeep/daemon.py carries the
-checker/IPVS hook (``open_lvs``), and ``tests/lvs_runner.py`` (the same
-calls, same signals) until then.  The scenario is one Python process in the
+The process under test is ``pykeep -C``; ``pykeep ctl drain`` sets a
+server's weight to 0 in the kernel, the drain survives SIGHUP, and undrain
+restores it (issue 8).  The scenario is one Python process in the
 guest (each spawn costs seconds there); results come back as JSON.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +217,18 @@ try:
     out["after_reload"] = table()
     out["reload_log"] = open(os.path.join(RW, "lvs.log")).read()[mark:]
     save()
+    # issue 8: a drain is weight 0 in the kernel, survives SIGHUP, and undrains
+    ctl = [CMD[0], "ctl", "--socket", "/tmp/pykeep-lvs-vm.sock"]
+    pair = ["10.10.10.1:80", "127.0.0.1:8001"]
+    r = subprocess.run(ctl + ["drain", *pair], capture_output=True, text=True)
+    out["drain_out"] = r.stdout + r.stderr
+    out["drain_s"] = wait(lambda t: t.get("10.10.10.1:80", {}).get("127.0.0.1:8001") == 0, 100)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(8)
+    out["drain_after_hup"] = table().get("10.10.10.1:80")
+    r = subprocess.run(ctl + ["undrain", *pair], capture_output=True, text=True)
+    out["undrain_s"] = wait(lambda t: t.get("10.10.10.1:80", {}).get("127.0.0.1:8001") == 1, 100)
+    save()
     proc.send_signal(signal.SIGTERM)
     out["rc"] = proc.wait(timeout=200)
     out["after_term"] = table()
@@ -229,22 +240,15 @@ finally:
 """
 
 
-def daemon_has_lvs() -> bool:
-    """Whether pykeep/daemon.py already starts the checker/IPVS service."""
-    return "open_lvs" in (REPO / "pykeep" / "daemon.py").read_text()
-
-
 def command(rw: Path) -> list[str]:
     conf = str(rw / "lvs.conf")
-    if daemon_has_lvs():
-        return [
-            str(REPO / ".venv" / "bin" / "pykeep"),
-            *("-C", "-n", "-l", "-f", conf),
-            *("-p", str(rw / "k.pid"), "-r", str(rw / "v.pid"), "-c", str(rw / "c.pid")),
-            # not in the rwdir: its 9p share refuses Unix sockets
-            *("--control-socket", "/tmp/pykeep-lvs-vm.sock"),
-        ]
-    return [sys.executable, str(REPO / "tests" / "lvs_runner.py"), "-f", conf]
+    return [
+        str(REPO / ".venv" / "bin" / "pykeep"),
+        *("-C", "-n", "-l", "-f", conf),
+        *("-p", str(rw / "k.pid"), "-r", str(rw / "v.pid"), "-c", str(rw / "c.pid")),
+        # not in the rwdir: its 9p share refuses Unix sockets
+        *("--control-socket", "/tmp/pykeep-lvs-vm.sock"),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +300,9 @@ def test_sighup_with_same_config_changes_nothing(result: dict[str, Any]) -> None
 def test_sigterm_removes_ours_and_keeps_foreign(result: dict[str, Any]) -> None:
     assert result["rc"] == 0, _log_tail(result)
     assert result["after_term"] == {"10.9.9.9:80": {}}
+
+
+def test_drain_is_weight_zero_survives_sighup_and_undrains(result: dict[str, Any]) -> None:
+    assert result["drain_s"] is not None, (result.get("drain_out"), _log_tail(result))
+    assert result["drain_after_hup"]["127.0.0.1:8001"] == 0, result["drain_after_hup"]
+    assert result["undrain_s"] is not None, _log_tail(result)
