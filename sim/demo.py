@@ -154,7 +154,8 @@ class Demo:
             )
 
     def vip_owner(self) -> str | None:
-        for d in self.lab.directors:
+        """The live director holding the VIP (a killed one keeps its addresses, cables cut)."""
+        for d in self.procs:
             if any(a.startswith(self.lab.vip + "/") for a in self.lab.addresses(d)):
                 return d
         return None
