@@ -88,3 +88,11 @@ def rig() -> Iterator[RigFactory]:
                 errors.append(f"{r.name}: {exc}")
         if errors:
             pytest.fail("rig teardown failed: " + "; ".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def shared_vm(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The one VM boot of the registered parts (tests/vmshare.py): a ``SharedRun``."""
+    from tests import vmshare
+
+    return vmshare.run(tmp_path_factory.mktemp("vm-shared"))

@@ -1,8 +1,9 @@
 """Must-show 2: keepalived 2.2.7 and pykeep, same configs, same kernel, same IPVS table.
 
-One VM boot.  Inside it, loopback listeners play the real servers (some
-ports listen, some do not); keepalived (full mode, not -P) runs each config
-until its checkers settle, ``ipvsadm -Sn`` is saved, keepalived stops; then
+One VM boot, shared with the other IPVS modules (tests/vmshare.py).  Inside
+it, loopback listeners play the real servers (some ports listen, some do
+not); keepalived (full mode, not -P) runs each config until its checkers
+settle, ``ipvsadm -Sn`` is saved, keepalived stops; then
 pykeep's reconciler runs the same config with health probed the same way
 (TCP connect, MISC_CHECK exit status) and ``ipvsadm -Sn`` is saved again.
 The two must be identical.  The configs cover inhibit_on_failure, alpha,
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ipvs_vm import run_in_vm, vm_problem, vm_python
+from tests import vmshare
+from tests.test_ipvs_vm import vm_python
 
 UP_PORTS = (8001, 8002, 8003, 8005)
 
@@ -183,20 +185,22 @@ for name in ("A", "B"):
 """
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    problem = vm_problem()
-    if problem:
-        pytest.fail(f"vm test cannot run: {problem}", pytrace=False)
-    w = tmp_path_factory.mktemp("ipvs-diff")
+def _prepare(w: Path) -> str:
     (w / "A.conf").write_text(CONF_A)
     (w / "B.conf").write_text(CONF_B)
     env = f"export UP_PORTS='{json.dumps(list(UP_PORTS))}' SETTLE=12\n"
-    proc = run_in_vm(w, env + vm_python(SCENARIO))
+    return env + vm_python(SCENARIO)
+
+
+vmshare.register("ipvs-keepalived", _prepare, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def results(shared_vm: vmshare.SharedRun) -> dict[str, object]:
+    w = shared_vm.part("ipvs-keepalived")
     out = w / "results.json"
     if not out.exists():
-        log = (w / "vm.log").read_text() if (w / "vm.log").exists() else proc.stderr
-        pytest.fail(f"VM scenario produced no results:\n{log[-4000:]}", pytrace=False)
+        pytest.fail(f"VM scenario produced no results:\n{shared_vm.log('ipvs-keepalived')[-4000:]}")
     data: dict[str, object] = json.loads(out.read_text())
     data["_dir"] = str(w)
     return data

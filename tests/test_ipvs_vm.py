@@ -1,4 +1,4 @@
-"""IPVS on a real kernel: Debian's, booted once under virtme-ng for this module.
+"""IPVS on a real kernel: Debian's, under virtme-ng (one boot shared with other modules).
 
 Must-show 1 (every corpus config applied and compared with ``ipvsadm -Sn``),
 must-show 3 (reload op counts), plus read-back adoption, ``pykeep ipvs list``
@@ -6,18 +6,13 @@ against ``ipvsadm -L``, ``lvs_timeouts``, the sync daemon following VRRP
 state, and stop removing only what pykeep added.  The scenario runs inside
 the VM in one go; results come back as JSON through ``--rwdir``.
 
-The tiny VM runner (``run_in_vm``) lives here until the rig's ``sim/vm.py``
-offers one; ``test_ipvs_keepalived_vm`` uses it too.
+The boot is shared with the other IPVS modules (tests/vmshare.py).
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,51 +21,10 @@ import pytest
 from ipvs.desired import desired_table
 from ipvs.ipvsadm import format_save
 from pykeep.config import load
+from tests import vmshare
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
-
-
-def kernel_image() -> str | None:
-    images = sorted(glob.glob("/boot/vmlinuz-*"))
-    return images[-1] if images else None
-
-
-def vm_problem() -> str | None:
-    """Why a VM cannot be booted here, or None."""
-    if shutil.which("vng", path=f"{VENV_BIN}:{os.environ.get('PATH', '')}") is None:
-        return "virtme-ng (vng) is not installed"
-    if kernel_image() is None:
-        return "no /boot/vmlinuz-* kernel image"
-    return None
-
-
-def run_in_vm(workdir: Path, script: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Boot the VM once and run ``script`` (bash) in it; ``workdir`` is writable inside.
-
-    The script runs as root with ``$W`` set to ``workdir`` and the repository's
-    venv first on PATH; its stdout/stderr land in ``workdir/vm.log``.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    runner = workdir / "run.sh"
-    runner.write_text(
-        "#!/bin/bash\n"
-        f"export W={workdir} PATH={VENV_BIN}:$PATH PYTHONPATH={REPO}\n"
-        f"cd {REPO}\n"
-        f"exec > {workdir}/vm.log 2>&1\n"
-        "modprobe ip_vs\n"
-        f"{script}\n"
-        f"echo $? > {workdir}/rc\n"
-    )
-    runner.chmod(0o755)
-    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
-    cmd = [
-        "vng", "-r", kernel_image() or "", "--disable-kvm", "--user", "root",
-        "--rwdir", str(workdir), "--exec", str(runner),
-    ]  # fmt: skip
-    return subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
 
 
 def vm_python(code: str) -> str:
@@ -119,7 +73,8 @@ def corpus_files() -> list[Path]:
 
 
 SCENARIO = r"""
-import json, os, subprocess, sys, traceback
+import contextlib, io, json, os, subprocess, sys, traceback
+import ipvs.cli
 from pathlib import Path
 from pykeep.config import load
 from pykeep.config.model import LvsTimeouts
@@ -181,8 +136,11 @@ res["transition_up_dynamic"] = [str(o) for o in up]
 res["cli"] = {}
 for args, ref in ((["list", "-n"], ["-Ln"]), (["list", "-n", "--stats"], ["-Ln", "--stats"]),
                   (["list", "-n", "--rate"], ["-Ln", "--rate"]), (["save"], ["-Sn"])):
-    mine = subprocess.run([sys.executable, "-m", "ipvs.cli", *args], capture_output=True, text=True)
-    res["cli"][" ".join(args)] = [mine.stdout + mine.stderr, sh("ipvsadm", *ref)]
+    # In-process: a fresh interpreter importing pyroute2 costs ~20 s under emulation.
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        ipvs.cli.main(args)
+    res["cli"][" ".join(args)] = [buf.getvalue(), sh("ipvsadm", *ref)]
 
 # 4. timeouts and sync daemon following VRRP state
 k.set_timeouts(LvsTimeouts(tcp=100, tcpfin=20, udp=30))
@@ -201,20 +159,22 @@ res["daemon_after_stop"] = sh("ipvsadm", "-L", "--daemon")
 """
 
 
-@pytest.fixture(scope="module")
-def vm_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    problem = vm_problem()
-    if problem:
-        pytest.fail(f"vm test cannot run: {problem}", pytrace=False)
-    w = tmp_path_factory.mktemp("ipvs-vm")
+def _prepare(w: Path) -> str:
     (w / "corpus.json").write_text(json.dumps([str(p) for p in corpus_files()]))
     (w / "r1.conf").write_text(reload_conf([1, 2, 3, 4, 5]))
     (w / "r2.conf").write_text(reload_conf([1, 2, 9, 4, 5]))
-    proc = run_in_vm(w, vm_python(SCENARIO))
+    return vm_python(SCENARIO)
+
+
+vmshare.register("ipvs", _prepare, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def vm_results(shared_vm: vmshare.SharedRun) -> dict[str, object]:
+    w = shared_vm.part("ipvs")
     results = w / "results.json"
     if not results.exists():
-        log = (w / "vm.log").read_text() if (w / "vm.log").exists() else proc.stderr
-        pytest.fail(f"VM scenario produced no results:\n{log[-4000:]}", pytrace=False)
+        pytest.fail(f"VM scenario produced no results:\n{shared_vm.log('ipvs')[-4000:]}")
     data: dict[str, object] = json.loads(results.read_text())
     return data
 

@@ -1,4 +1,4 @@
-"""The checker/IPVS service end to end on a real kernel (virtme-ng, one boot for the module).
+"""The checker/IPVS service end to end on a real kernel (virtme-ng, a boot shared with others).
 
 Inside the VM the service runs as the daemon runs it, against real servers
 that are loopback listeners the scenario starts (TCP and HTTP, some up, some
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from sim import vm
+from tests import vmshare
 
 pytestmark = pytest.mark.vm
 
@@ -251,21 +251,23 @@ def command(rw: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    problem = vm.check_usable()
-    if problem:
-        pytest.fail(f"VM not usable: {problem}")
-    rw = tmp_path_factory.mktemp("lvs-vm")
+def _prepare(rw: Path) -> str:
     (rw / "lvs.conf").write_text(CONF)
     (rw / "scenario.py").write_text(SCENARIO)
     (rw / "settled.json").write_text(json.dumps(SETTLED))
     (rw / "cmd.json").write_text(json.dumps(command(rw)))
-    res = vm.in_vm(f"python {rw / 'scenario.py'}", timeout=1200, rwdir=rw)
+    return f"python {rw / 'scenario.py'}"
+
+
+vmshare.register("lvs", _prepare, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def result(shared_vm: vmshare.SharedRun) -> dict[str, Any]:
+    rw = shared_vm.part("lvs")
     path = rw / "result.json"
-    assert path.exists(), f"no result (rc={res.returncode}): {res.stderr[-3000:]}"
+    assert path.exists(), f"no result (rc={shared_vm.rc('lvs')}): {shared_vm.log('lvs')[-3000:]}"
     data: dict[str, Any] = json.loads(path.read_text())
-    data["vm_ok"] = res.ok
     return data
 
 
