@@ -61,6 +61,8 @@ from vrrp.vip import Interface, Netlink, VipSet
 
 #: bound on adverts queued for one instance; beyond it they are dropped and counted
 QUEUE_DEPTH = 256
+TIMER_EARLY = 0.003
+"""Seconds before a timer's deadline at which the driver stops sleeping and yields."""
 
 #: the tracker key under which ``ctl failover`` holds the priority down
 FAILOVER_TRACKER = "ctl:failover"
@@ -361,8 +363,16 @@ class InstanceDriver:
         while True:
             deadline = min(m.timers.values(), default=math.inf)
             event: Event | _Wake | None = None
-            with trio.move_on_at(deadline):
+            with trio.move_on_at(deadline - TIMER_EARLY):
                 event = await self._recv.receive()
+            if event is None:
+                # epoll_wait rounds its timeout up to whole milliseconds, so trio
+                # wakes ~1-2 ms late; the last stretch is yielded away instead, to
+                # fire within the 5 ms of the RFC bound that issue 4 asks for.
+                while event is None and trio.current_time() < deadline:
+                    await trio.sleep(0)
+                    with contextlib.suppress(trio.WouldBlock):
+                        event = self._recv.receive_nowait()
             now = trio.current_time()
             if isinstance(event, _Wake):
                 continue  # a sync-group sibling moved our timers
