@@ -11,9 +11,12 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from pykeep import config
+
+TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
+if TYPE_CHECKING:
+    from typing import Any
 
 _SUBCOMMANDS = {
     "ctl": "pykeep.ctl",

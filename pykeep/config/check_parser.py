@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from typing import Any
 
 from pykeep.config.diagnostics import Severity
 from pykeep.config.lexer import Line
@@ -35,6 +34,7 @@ from pykeep.config.model import (
     VirtualServer,
     VirtualServerGroup,
     VsgEntry,
+    maker,
 )
 from pykeep.config.parser import (
     TIMER_MAX,
@@ -47,6 +47,10 @@ from pykeep.config.parser import (
     generic,
     kw,
 )
+
+TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX_TIMER = TIMER_MAX
 _CHECKERS = (
@@ -64,6 +68,10 @@ _CHECKERS = (
 
 
 def _port(p: Parser, s: str, line: Line) -> int | None:
+    if s.isdigit() and s.isascii():  # the common case, without building a Loc
+        n = int(s)
+        if n <= 65535:
+            return n
     return p.to_int(s, 0, 65535, line.loc, "port")
 
 
@@ -446,13 +454,14 @@ def _rs(p: Parser, line: Line) -> None:
         p.skip_block()
         p.state.cur["rs"] = None
         return
-    a = p.ip(w[1], line.loc, "real server IP address")
+    loc = line.loc
+    a = p.ip(w[1], loc, "real server IP address")
     port = _port(p, w[2], line) if len(w) > 2 else None
     if a is None:
         p.skip_block()
         p.state.cur["rs"] = None
         return
-    p.state.cur["rs"] = {"address": a, "port": port, "loc": line.loc, "checkers": []}
+    p.state.cur["rs"] = {"address": a, "port": port, "loc": loc, "checkers": []}
 
 
 def _rs_weight(p: Parser, line: Line) -> None:
@@ -489,15 +498,20 @@ def _rs_notify(key: str) -> Any:
 
 
 _RS_FIELDS = set(RealServer.__dataclass_fields__)
+_new_rs = maker(RealServer)
 
 
 def _rs_end(p: Parser) -> None:
-    rs = p.state.cur.pop("rs", None)
-    vs = p.state.cur.get("vs")
+    cur = p.state.cur
+    rs = cur.pop("rs", None)
+    vs = cur.get("vs")
     if rs is None or vs is None:
         return
-    fields = frozen(rs, _RS_FIELDS)
-    vs["real_servers"].append(RealServer(**fields))
+    # What frozen() would do, cheaper for the common case: "checkers" is
+    # the only list the real_server handlers store.
+    rs["checkers"] = tuple(rs["checkers"])
+    fields = rs if rs.keys() <= _RS_FIELDS else frozen(rs, _RS_FIELDS)
+    vs["real_servers"].append(_new_rs(**fields))
 
 
 # -- checkers --------------------------------------------------------------------
@@ -519,7 +533,8 @@ def _common(p: Parser) -> dict[str, Any]:
 
 def _checker(keyword: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
-        p.state.cur["ck"] = {"keyword": keyword, "_common": {"loc": line.loc}, "_loc": line.loc}
+        loc = line.loc
+        p.state.cur["ck"] = {"keyword": keyword, "_common": {"loc": loc}, "_loc": loc}
 
     return handler
 
@@ -664,9 +679,17 @@ def _digest(p: Parser, line: Line) -> None:
     _url_d(p)["digest"] = v.lower()
 
 
+# Valid status_code words already seen: the ranges are immutable, so shared.
+_STATUS_RANGES: dict[str, StatusRange] = {}
+
+
 def _status_code(p: Parser, line: Line) -> None:
     ranges = _url_d(p).setdefault("status_codes", [])
     for w in line.words[1:]:
+        known = _STATUS_RANGES.get(w)
+        if known is not None:
+            ranges.append(known)
+            continue
         lo_s, _, hi_s = w.partition("-")
         try:
             lo = int(lo_s)
@@ -679,7 +702,10 @@ def _status_code(p: Parser, line: Line) -> None:
                 "write codes or ranges between 100 and 599, e.g. status_code 200-299 301",
             )
             continue
-        ranges.append(StatusRange(lo, hi))
+        r = StatusRange(lo, hi)
+        if len(_STATUS_RANGES) < 1024:
+            _STATUS_RANGES[w] = r
+        ranges.append(r)
 
 
 def _url_vhost(p: Parser, line: Line) -> None:
@@ -715,7 +741,7 @@ def _url_end(p: Parser) -> None:
             "add 'path /…' to the url block",
         )
         return
-    c.setdefault("urls", []).append(HttpUrl(**frozen(u)))
+    c.setdefault("urls", []).append(_new_url(**frozen(u)))
 
 
 def _misc_path(p: Parser, line: Line) -> None:
@@ -833,19 +859,26 @@ _CLASSES: dict[str, Any] = {
     "PING_CHECK": PingCheck,
     "FILE_CHECK": FileCheck,
 }
+# The model objects built once per real server or checker: made by maker()'s
+# functions, which cost half of calling the class (same objects).
+_MAKERS = {k: maker(cls) for k, cls in _CLASSES.items()}
+_new_common = maker(CheckerCommon)
+_new_url = maker(HttpUrl)
 
 
 def _checker_end(p: Parser) -> None:
-    c = p.state.cur.pop("ck", None)
-    rs = p.state.cur.get("rs")
+    cur = p.state.cur
+    c = cur.pop("ck", None)
+    rs = cur.get("rs")
     if c is None:
         return
     keyword = c.pop("keyword")
-    common = CheckerCommon(**c.pop("_common"))
+    common = _new_common(**c.pop("_common"))
     loc = c.pop("_loc")
-    c.pop("_hosts", None)
-    c.pop("_url", None)
-    c.pop("_host", None)
+    if len(c) > 0:
+        c.pop("_hosts", None)
+        c.pop("_url", None)
+        c.pop("_host", None)
     if keyword == "MISC_CHECK" and "misc_path" not in c:
         p.report(
             loc,
@@ -867,8 +900,8 @@ def _checker_end(p: Parser) -> None:
     elif keyword == "BFD_CHECK":
         return
     else:
-        cls = _CLASSES[keyword]
-        fields = frozen(c)
+        cls = _MAKERS[keyword]
+        fields = frozen(c) if c else {}
         if keyword in ("HTTP_GET", "SSL_GET"):
             fields["ssl"] = keyword == "SSL_GET"
             fields["keyword"] = keyword

@@ -8,10 +8,9 @@ so the same max-and-map gives the same exit code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 
-from pykeep.config.model import Loc
+from pykeep.config.model import Loc, frozen_dataclass
 
 
 class Severity(IntEnum):
@@ -57,7 +56,7 @@ def exit_code_for(worst: Severity) -> int:
     return EXIT_CONFIG_TEST
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Diagnostic:
     """One message of the config test, where it happened, and how to fix it."""
 

@@ -19,15 +19,41 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from pykeep.config.diagnostics import Severity
-from pykeep.config.model import Loc
+from pykeep.config.model import Loc, maker
 
 Report = Callable[[Loc | None, Severity, str, "str | None"], None]
 
 _WS = " \t"
 _SPECIAL = re.compile(r'[!#"\\$@~]')
+# What makes a physical line one for read_line's full treatment (see _fast_line);
+# "include" anywhere on the line, to be simple: the slow path gives the same words.
+# Whitespace other than " \t\r" is left to it too, so that the bulk path may
+# use str.strip()/split(), which take all of it (and non-ASCII text, below).
+_SLOW_MARKS = (
+    "!",
+    "#",
+    '"',
+    "\\",
+    "$",
+    "@",
+    "~",
+    "include",
+    "\v",
+    "\f",
+    "\x1c",
+    "\x1d",
+    "\x1e",
+    "\x1f",
+)
+_new_loc = maker(Loc)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _MAX_INCLUDE_DEPTH = 64
+# Lines lexed ahead at a time: enough to amortise the call, few enough that
+# the objects are recycled rather than piling up for the whole file.
+_FILL_LINES = 256
 
 
 class Line:
@@ -37,16 +63,20 @@ class Line:
     frozen dataclass per line is a large share of the parse time.
     """
 
-    __slots__ = ("file", "lineno", "raw", "words")
+    __slots__ = ("depth", "file", "lineno", "raw", "words")
 
-    def __init__(self, words: list[str], raw: str, pos: tuple[str, int]) -> None:
+    def __init__(self, words: list[str], raw: str, file: str, lineno: int, depth: int) -> None:
         self.words = words
         self.raw = raw
-        self.file, self.lineno = pos
+        self.file = file
+        self.lineno = lineno
+        # The lexer's block_depth once this line is handed out: lines lexed
+        # ahead (Lexer._fill) carry it, as the lexer has already counted on.
+        self.depth = depth
 
     @property
     def loc(self) -> Loc:
-        return Loc(self.file, self.lineno)
+        return _new_loc(self.file, self.lineno)
 
 
 def decomment(text: str, literal_escapes: bool = False) -> tuple[str, bool, bool]:
@@ -259,13 +289,35 @@ class _Definition:
 class _Source:
     """One open file: its physical lines and where we are in them."""
 
-    __slots__ = ("dir", "lines", "name", "pos")
+    __slots__ = ("_slow", "_slow_i", "_text", "dir", "lines", "name", "pos")
 
     def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.dir = os.path.dirname(name)
         self.lines = text.split("\n")
         self.pos = 0
+        self._text: str | None = text
+        self._slow: list[int] = []
+        self._slow_i = 0
+
+    def plain_end(self) -> int:
+        """Index of the first line from ``pos`` on that may need read_line's full treatment.
+
+        The lines before it hold none of ``_SPECIAL`` and no ``include``: one
+        regex pass over the whole file finds them all, instead of a search per line.
+        """
+        text = self._text
+        if text is not None:
+            self._text = None
+            self._slow = _slow_lines(text)
+        slow = self._slow
+        i = self._slow_i
+        pos = self.pos
+        n = len(slow)
+        while i < n and slow[i] < pos:
+            i += 1
+        self._slow_i = i
+        return slow[i] if i < n else len(self.lines)
 
 
 class Lexer:
@@ -292,6 +344,10 @@ class Lexer:
         self._multiline_def: _Definition | None = None
         self.block_depth = 0
         self._brace: tuple[str, tuple[str, int]] | None = None
+        # Plain lines lexed ahead by _fill, last first; the parser pops from
+        # this very list.  _filled is the run in order, for ``loc``.
+        self._buf: list[Line] = []
+        self._filled: list[Line] | None = None
         self.files: list[str] = []
         self._pos: tuple[str, int] = ("<none>", 0)
         self.line_text = ""
@@ -654,7 +710,20 @@ class Lexer:
     @property
     def loc(self) -> Loc:
         """Where the last line handed out came from (for end-of-input diagnostics)."""
+        filled = self._filled
+        if filled is not None:
+            last = filled[len(filled) - len(self._buf) - 1]
+            return Loc(last.file, last.lineno)
         return Loc(*self._pos)
+
+    def _extra_brace(self, pos: tuple[str, int]) -> None:
+        self._report(
+            Loc(*pos),
+            Severity.UNEXPECTED_EOB,
+            "Extra '}' found",
+            "remove this '}' or add the '{' it should close",
+        )
+        self.block_depth = 0
 
     def _brace_line(self, brace: str, pos: tuple[str, int]) -> Line:
         if brace == "{":
@@ -662,15 +731,9 @@ class Lexer:
         else:
             self.block_depth -= 1
             if self.block_depth < 0:
-                self._report(
-                    Loc(*pos),
-                    Severity.UNEXPECTED_EOB,
-                    "Extra '}' found",
-                    "remove this '}' or add the '{' it should close",
-                )
-                self.block_depth = 0
+                self._extra_brace(pos)
         self._pos = pos
-        return Line([brace], brace, pos)
+        return Line([brace], brace, pos[0], pos[1], self.block_depth)
 
     def _fast_line(self) -> Line | None:
         """The common case, without the general machinery: a plain line of the current file.
@@ -701,7 +764,7 @@ class Lexer:
                 if not words:  # only \v or \f: blank for alloc_strvec
                     continue
                 self._pos = pos
-                return Line(words, s, pos)
+                return Line(words, s, pos[0], pos[1], self.block_depth)
             if i < 0 or (0 <= j < i):
                 i = j
             if i == 0:
@@ -722,19 +785,99 @@ class Lexer:
             else:
                 self._pending.appendleft((rest, Loc(*pos), ()))
             self._pos = pos
-            return Line(words, head, pos)
+            return Line(words, head, pos[0], pos[1], self.block_depth)
         return None
+
+    def _fill(self) -> bool:
+        """Lex a run of plain lines of the current file at once into ``_buf``.
+
+        A plain line (see ``_slow_lines``) is either words, a lone brace, or
+        words ending in its only brace, ``{``; it needs no lexer state, so the
+        whole run is split up front, braces counted (each line carries the
+        depth after it).  The first other line, or a '}' with no block to
+        close (reported when handed out), ends the run and is left to
+        ``_fast_line`` and the general path.
+        """
+        src = self._stack[-1]
+        lines = src.lines
+        start = src.pos
+        end = min(src.plain_end(), start + _FILL_LINES)
+        if end <= start:
+            return False
+        name = src.name
+        depth = self.block_depth
+        out: list[Line] = []
+        add = out.append
+        n = start
+        new = object.__new__
+        for n, raw in enumerate(lines[start:end], start + 1):
+            s = raw.strip()  # only " \t\r" to strip here (see _SLOW_MARKS)
+            if not s:
+                continue
+            # Below, "line = new(Line) …" is Line(words, s, name, n, depth)
+            # without the cost of a call: this loop is the bulk of the lexing.
+            if "{" in s or "}" in s:
+                if s == "}":
+                    if not depth:  # "Extra '}'": for the line-by-line path
+                        n -= 1
+                        break
+                    depth -= 1
+                    words = ["}"]
+                elif s == "{":
+                    depth += 1
+                    words = ["{"]
+                else:  # "keyword args {" is two lines
+                    head = s[:-1].rstrip(" \t")
+                    words = head.split()
+                    if s[-1] != "{" or s.count("{") != 1 or "}" in s or not words:
+                        n -= 1  # not plain after all: the line-by-line path takes it
+                        break
+                    line = new(Line)
+                    line.words = words
+                    line.raw = head
+                    line.file = name
+                    line.lineno = n
+                    line.depth = depth
+                    add(line)
+                    depth += 1
+                    s = "{"
+                    words = ["{"]
+            else:
+                words = s.split()
+            line = new(Line)
+            line.words = words
+            line.raw = s
+            line.file = name
+            line.lineno = n
+            line.depth = depth
+            add(line)
+        src.pos = n
+        if not out:
+            return False
+        self.block_depth = depth
+        self._filled = out
+        self._buf.extend(reversed(out))
+        return True
 
     def next_line(self) -> Line | None:
         """The next logical line, split at the first brace outside quotes."""
+        buf = self._buf
+        if buf:
+            return buf.pop()
+        filled = self._filled
+        if filled is not None:  # all handed out
+            self._pos = (filled[-1].file, filled[-1].lineno)
+            self._filled = None
         brace = self._brace
         if brace is not None:
             self._brace = None
             return self._brace_line(brace[0], brace[1])
         if not self._pending and self._multiline_def is None and self._stack:
-            line = self._fast_line()
-            if line is not None:
-                return line
+            if self._fill():
+                return self.next_line()
+            fast = self._fast_line()
+            if fast is not None:
+                return fast
         while True:
             got = self.next_text()
             if got is None:
@@ -761,7 +904,7 @@ class Lexer:
             self.line_text = text
             if not words:
                 continue
-            return Line(words, text, (loc.file, loc.line))
+            return Line(words, text, loc.file, loc.line, self.block_depth)
 
     def _split_brace(self, text: str, loc: Loc) -> str:
         """Keep text up to the first '{'/'}' (or just the brace); queue the rest."""
@@ -791,6 +934,43 @@ class Lexer:
         if residue:
             self._pending.appendleft((residue, loc, ()))
         return text[:cut].rstrip(_WS)
+
+
+def _slow_lines(text: str) -> list[int]:
+    """The (0-based) indexes of the lines of ``text`` holding any of ``_SLOW_MARKS``, sorted.
+
+    One ``str.find`` per occurrence is much cheaper than a regex over the
+    whole text or a search per line.  Non-ASCII characters count too (the
+    regex only runs on text that has some).
+    """
+    found: set[int] = set()
+    for mark in _SLOW_MARKS:
+        _mark_lines(text, partial(text.find, mark), found)
+    if not text.isascii():
+        search = _NON_ASCII.search
+
+        def non_ascii(pos: int) -> int:
+            m = search(text, pos)
+            return -1 if m is None else m.start()
+
+        _mark_lines(text, non_ascii, found)
+    return sorted(found)
+
+
+def _mark_lines(text: str, find: Callable[[int], int], found: set[int]) -> None:
+    """Add to ``found`` the index of each line where ``find(pos)`` has a hit."""
+    i = find(0)
+    line = 0
+    last = 0
+    while i >= 0:
+        line += text.count("\n", last, i)
+        found.add(line)
+        nl = text.find("\n", i)
+        if nl < 0:
+            break
+        line += 1
+        last = nl + 1
+        i = find(last)
 
 
 def _first_blank(text: str, start: int) -> int:

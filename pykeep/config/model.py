@@ -18,17 +18,150 @@ Conventions:
 
 from __future__ import annotations
 
+import copy
 import ipaddress
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields
 from enum import Enum
-from typing import TypeAlias
+from operator import attrgetter
+
+# typing stays unimported at run time: start-up counts (pykeep -t).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias, TypeVar, dataclass_transform
+
+    _T = TypeVar("_T")
+else:
+
+    def dataclass_transform(**_kwargs: object) -> Callable[[object], object]:
+        return lambda f: f
+
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface: TypeAlias = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+_set = object.__setattr__
+_params: Any = None
+# What frozen_dataclass compiled __init__ from, for maker(): the parameter
+# list, the namespace (defaults, the class and its twin) and the stores.
+_SPECS: dict[type, tuple[str, dict[str, Any], str]] = {}
+_MAKERS: dict[type, Callable[..., Any]] = {}
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def frozen_dataclass(cls: type[_T]) -> type[_T]:
+    """``@dataclass(frozen=True, slots=True)``, made cheap: the model is built on every config test.
+
+    The result is a real frozen dataclass with slots (``fields``,
+    ``replace``, ``asdict``, ``__dataclass_params__``, pickling,
+    ``FrozenInstanceError``, and the same ``__init__`` signature, ``repr``,
+    ``==`` and ``hash``).  But ``dataclass`` compiles six methods per class
+    with ``exec``, a large share of pykeep's start-up, and its frozen
+    ``__init__`` sets each field with an ``object.__setattr__`` call, a large
+    share of a big parse.  Here only ``__init__`` is compiled; it lends the
+    instance to a twin class with the same slots and no ``__setattr__`` guard,
+    stores the fields directly, and hands it back.  The other methods are
+    shared closures.
+    """
+    global _params
+    dc: Any = dataclass(init=False, repr=False, eq=False, slots=True)(cls)
+    flds = fields(dc)
+    names = tuple(f.name for f in flds)
+    twin = type(f"_{dc.__name__}Builder", (), {"__slots__": dc.__slots__})
+    ns: dict[str, Any] = {"_set": _set, "_cls": dc, "_twin": twin}
+    params: list[str] = []
+    for f in flds:
+        plain = f.init and f.repr and f.compare and f.hash is None
+        if not plain or f.default_factory is not MISSING:
+            raise TypeError(f"{dc.__name__}.{f.name}: a field option frozen_dataclass lacks")
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            ns[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+    body = "".join(f"    self.{n} = {n}\n" for n in names)
+    src = (
+        f"def __init__(self, {', '.join(params)}):\n"
+        "    if self.__class__ is not _cls:\n"
+        "        raise TypeError('subclasses of model classes are not supported')\n"
+        "    _set(self, '__class__', _twin)\n"
+        f"{body}"
+        "    self.__class__ = _cls\n"
+    )
+    exec(src, ns)
+    _SPECS[dc] = (", ".join(params), ns, body)
+    init = ns["__init__"]
+    init.__annotations__ = {f.name: f.type for f in flds} | {"return": None}
+    # The fields as a tuple, as dataclass's generated __eq__/__hash__ compare them.
+    key: Callable[[Any], Any] = attrgetter(*names)
+    if len(names) == 1:
+        key = lambda o: (getattr(o, names[0]),)  # noqa: E731
+
+    def __eq__(self: Any, other: object) -> Any:
+        if other.__class__ is self.__class__:
+            return key(self) == key(other)
+        return NotImplemented
+
+    def __hash__(self: Any) -> int:
+        return hash(key(self))
+
+    def __repr__(self: Any) -> str:
+        inner = ", ".join([f"{n}={getattr(self, n)!r}" for n in names])
+        return f"{self.__class__.__qualname__}({inner})"
+
+    def __setattr__(self: Any, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self: Any, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __getstate__(self: Any) -> list[Any]:
+        return [getattr(self, n) for n in names]
+
+    def __setstate__(self: Any, state: list[Any]) -> None:
+        for n, v in zip(names, state, strict=True):
+            _set(self, n, v)
+
+    for fn in (
+        init,
+        __eq__,
+        __hash__,
+        __repr__,
+        __setattr__,
+        __delattr__,
+        __getstate__,
+        __setstate__,
+    ):
+        fn.__qualname__ = f"{dc.__qualname__}.{fn.__name__}"
+        setattr(dc, fn.__name__, fn)
+    if _params is None:
+        _params = copy.copy(dc.__dataclass_params__)
+        _params.init = _params.repr = _params.eq = _params.frozen = True
+    dc.__dataclass_params__ = _params
+    return dc  # type: ignore[no-any-return]
+
+
+def maker(cls: type[_T]) -> Callable[..., _T]:
+    """A function that builds ``cls`` as ``cls(...)`` does, for the parser's hottest paths.
+
+    Calling a class runs ``__init__`` through the type machinery, which
+    costs as much as setting all the fields; a plain function that makes
+    the instance itself costs half.  Same parameters, same object.
+    """
+    fn = _MAKERS.get(cls)
+    if fn is None:
+        params, ns, body = _SPECS[cls]
+        ns["_new"] = object.__new__
+        head = f"def make({params}):\n    self = _new(_twin)\n"
+        exec(f"{head}{body}    self.__class__ = _cls\n    return self", ns)
+        fn = ns["make"]
+        fn.__qualname__ = f"{cls.__qualname__}.__init__"  # the same TypeError texts
+        _MAKERS[cls] = fn
+    return fn
+
+
+@frozen_dataclass
 class Loc:
     """A place in the configuration: the file and 1-based line."""
 
@@ -42,7 +175,7 @@ class Loc:
 NOWHERE = Loc("<none>", 0)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Script:
     """A command keepalived would run: notify*, vrrp_script, misc_path, quorum_up…
 
@@ -66,14 +199,16 @@ class Script:
 # global_defs
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class LvsTimeouts:
+    """``lvs_timeouts tcp N tcpfin N udp N``: IPVS connection timeouts; None leaves the kernel's."""
+
     tcp: int | None = None
     tcpfin: int | None = None
     udp: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class LvsSyncDaemon:
     """``lvs_sync_daemon IFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group IP]``."""
 
@@ -86,8 +221,10 @@ class LvsSyncDaemon:
     group: IPAddress | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class GlobalDefs:
+    """``global_defs { … }``, with keepalived's defaults for what the file leaves out."""
+
     router_id: str | None = None
     notification_email: tuple[str, ...] = ()
     notification_email_from: str | None = None
@@ -97,8 +234,8 @@ class GlobalDefs:
     script_user: str | None = None
     script_group: str | None = None
     vrrp_version: int = 2
-    vrrp_mcast_group4: ipaddress.IPv4Address = ipaddress.IPv4Address("224.0.0.18")  # noqa: RUF009 (immutable value)
-    vrrp_mcast_group6: ipaddress.IPv6Address = ipaddress.IPv6Address("ff02::12")  # noqa: RUF009 (immutable value)
+    vrrp_mcast_group4: ipaddress.IPv4Address = ipaddress.IPv4Address("224.0.0.18")
+    vrrp_mcast_group6: ipaddress.IPv6Address = ipaddress.IPv6Address("ff02::12")
     vrrp_garp_interval: float = 0.0
     vrrp_gna_interval: float = 0.0
     vrrp_garp_master_delay: float = 5.0
@@ -128,7 +265,7 @@ class GlobalDefs:
 # addresses, routes, rules (static_* and virtual_*)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class IPAddressSpec:
     """One line of virtual_ipaddress / static_ipaddress.
 
@@ -149,7 +286,7 @@ class IPAddressSpec:
         return self.address.version
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RouteSpec:
     """One line of virtual_routes / static_routes, kept close to ``ip route``."""
 
@@ -165,7 +302,7 @@ class RouteSpec:
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RuleSpec:
     """One line of virtual_rules / static_rules, verbatim after ``from``/``to``."""
 
@@ -182,7 +319,7 @@ class InitialState(Enum):
     MASTER = "MASTER"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VrrpScript:
     """``vrrp_script NAME { script … interval … }`` (vrrp_parser.c defaults)."""
 
@@ -200,7 +337,7 @@ class VrrpScript:
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VrrpTrackFile:
     """``vrrp_track_file NAME { file PATH weight N [reverse] init_file … }``."""
 
@@ -212,7 +349,7 @@ class VrrpTrackFile:
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class TrackRef:
     """A reference inside track_interface / track_script / track_file.
 
@@ -227,15 +364,17 @@ class TrackRef:
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class UnicastPeer:
+    """One line of ``unicast_peer { … }``: a peer address and its optional TTL bounds."""
+
     address: IPAddress
     min_ttl: int | None = None
     max_ttl: int | None = None
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Notify:
     """The notify scripts of a vrrp_instance or vrrp_sync_group."""
 
@@ -248,8 +387,10 @@ class Notify:
     deleted: Script | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VrrpInstance:
+    """``vrrp_instance NAME { … }`` (vrrp_parser.c defaults; None: the global value applies)."""
+
     name: str
     virtual_router_id: int
     interface: str | None = None
@@ -299,8 +440,10 @@ class VrrpInstance:
         return bool(self.unicast_peers)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VrrpSyncGroup:
+    """``vrrp_sync_group NAME { group { … } … }``: instances that change state together."""
+
     name: str
     group: tuple[str, ...]
     notify: Notify = Notify()
@@ -318,7 +461,7 @@ class VrrpSyncGroup:
 # checkers
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class CheckerCommon:
     """Options every checker shares (check_api.c ``install_checker_common_keywords``).
 
@@ -341,7 +484,7 @@ class CheckerCommon:
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StatusRange:
     """An inclusive range of HTTP status codes (``status_code 200-299 301``)."""
 
@@ -352,7 +495,7 @@ class StatusRange:
         return isinstance(code, int) and self.low <= code <= self.high
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class HttpUrl:
     """One ``url { … }`` block of HTTP_GET / SSL_GET."""
 
@@ -366,13 +509,15 @@ class HttpUrl:
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class TcpCheck:
+    """TCP_CHECK: a connect to the real server (or connect_ip/connect_port)."""
+
     common: CheckerCommon = CheckerCommon()
     keyword: str = "TCP_CHECK"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class HttpCheck:
     """HTTP_GET (``ssl`` False) and SSL_GET (``ssl`` True)."""
 
@@ -387,8 +532,10 @@ class HttpCheck:
     keyword: str = "HTTP_GET"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class MiscCheck:
+    """MISC_CHECK: a script whose exit code says up or down (or the weight, if dynamic)."""
+
     common: CheckerCommon = CheckerCommon()
     misc_path: Script | None = None
     misc_timeout: float | None = None  # None: delay_loop
@@ -398,23 +545,29 @@ class MiscCheck:
     keyword: str = "MISC_CHECK"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class SmtpCheck:
+    """SMTP_CHECK: an SMTP greeting and HELO exchange."""
+
     common: CheckerCommon = CheckerCommon()
     helo_name: str | None = None
     keyword: str = "SMTP_CHECK"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class DnsCheck:
+    """DNS_CHECK: a query of ``type`` for ``name`` that must be answered."""
+
     common: CheckerCommon = CheckerCommon()
     query_type: str = "SOA"
     name: str = "."
     keyword: str = "DNS_CHECK"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class UdpCheck:
+    """UDP_CHECK: a datagram sent, and optionally a reply required and matched."""
+
     common: CheckerCommon = CheckerCommon()
     payload: bytes = b""
     require_reply: bool = False
@@ -424,13 +577,15 @@ class UdpCheck:
     keyword: str = "UDP_CHECK"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class PingCheck:
+    """PING_CHECK: an ICMP echo request and reply."""
+
     common: CheckerCommon = CheckerCommon()
     keyword: str = "PING_CHECK"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class FileCheck:
     """FILE_CHECK { track_file NAME weight N [reverse] }."""
 
@@ -441,7 +596,7 @@ class FileCheck:
     keyword: str = "FILE_CHECK"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class PluginCheck:
     """A checker block served by a third-party plugin (entry point ``pykeep.checkers``).
 
@@ -482,7 +637,7 @@ class Protocol(Enum):
     SCTP = "SCTP"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Tunnel:
     """``lb_kind TUN`` options: ``tun_type ipip|gue|gre``, ``tun_port``, checksum flags."""
 
@@ -493,8 +648,10 @@ class Tunnel:
     remcsum: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RealServer:
+    """``real_server IP PORT { … }``; None fields inherit from the virtual_server."""
+
     address: IPAddress
     port: int | None  # None for fwmark services
     weight: int = 1
@@ -517,7 +674,7 @@ class RealServer:
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VsgEntry:
     """One line of a virtual_server_group: an address range and port, or a fwmark.
 
@@ -532,14 +689,16 @@ class VsgEntry:
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VirtualServerGroup:
+    """``virtual_server_group NAME { … }``: the addresses a ``virtual_server group NAME`` serves."""
+
     name: str
     entries: tuple[VsgEntry, ...] = ()
     loc: Loc = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VirtualServer:
     """``virtual_server IP PORT``, ``virtual_server fwmark N`` or ``virtual_server group NAME``.
 
@@ -593,8 +752,10 @@ class VirtualServer:
 # the whole file
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Config:
+    """The whole configuration: every section, and every file read (includes too)."""
+
     global_defs: GlobalDefs = GlobalDefs()
     static_ipaddress: tuple[IPAddressSpec, ...] = ()
     static_routes: tuple[RouteSpec, ...] = ()

@@ -10,14 +10,19 @@ raises for bad input: every problem becomes a ``Diagnostic``.
 from __future__ import annotations
 
 import ipaddress
-import socket
+
+# _socket, not socket: socket.py's enums cost start-up time (pykeep -t) for nothing here.
+from _socket import AF_INET, AF_INET6, inet_pton
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pykeep.config.diagnostics import Diagnostic, Severity
 from pykeep.config.lexer import Lexer, Line, split_quoted_escaped
 from pykeep.config.model import IPAddress, Loc, Script
+
+TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
+if TYPE_CHECKING:
+    from typing import Any
 
 Handler = Callable[["Parser", Line], None]
 Closer = Callable[["Parser"], None]
@@ -154,32 +159,47 @@ class Parser:
         self._skip = -1
 
     def _stream(self, table: Table, need_bob: bool) -> bool:
+        # The hot loop of the parse: attribute look-ups are hoisted into locals
+        # (self._level does not change while this frame runs).
+        # The lexer's run of plain lines lexed ahead is popped here directly
+        # (what next_line would do first), the hottest path of a big file.
+        buf = self.lex._buf
+        next_line = self.lex.next_line
+        get = table.get
+        level = self._level
         while True:
-            line = self.lex.next_line()
-            if line is None:
-                return False
+            if buf:
+                line = buf.pop()
+            else:
+                got = next_line()
+                if got is None:
+                    return False
+                line = got
             words = line.words
             first = words[0]
-            if self._skip == -1:
-                if first == "{":
-                    self._skip = 1
-                    need_bob = False
+            skip = self._skip
+            if skip:
+                if skip == -1:
+                    if first == "{":
+                        self._skip = 1
+                        need_bob = False
+                        continue
+                    self._skip = 0
+                else:
+                    for w in words:
+                        if w == "{":
+                            skip += 1
+                        elif w == "}":
+                            skip -= 1
+                            if skip == 0:
+                                break
+                    self._skip = skip
+                    if first == "}" and skip == 0 and level > 0:
+                        return True
                     continue
-                self._skip = 0
-            if self._skip:
-                for w in words:
-                    if w == "{":
-                        self._skip += 1
-                    elif w == "}":
-                        self._skip -= 1
-                        if self._skip == 0:
-                            break
-                if first == "}" and self._skip == 0 and self._level > 0:
-                    return True
-                continue
             if need_bob:
                 need_bob = False
-                if first == "{" and self._level > 0:
+                if first == "{" and level > 0:
                     continue
                 self.report(
                     line.loc,
@@ -195,19 +215,20 @@ class Parser:
                     "keepalived ignores this '{', so the next '}' closes the enclosing block",
                 )
                 continue
-            if first == "}" and self._level > 0:
-                return False
-            if self._level == 0 and self.lex.block_depth != 0:
+            if level:
+                if first == "}":
+                    return False
+            elif line.depth != 0:
                 # The braces seen so far do not balance the blocks parsed
                 # (a '{' inside a value block …): keepalived's passes that
                 # skip sections by counting braces would see other blocks.
                 self.brace_mismatch = True
-            k = table.get(first)
+            k = get(first)
             if k is None:
                 if table is self.plugin_table and self.plugin_hook is not None:
                     k = self.plugin_hook(self, first)
                 if k is None:
-                    k = table.get("*")
+                    k = get("*")
                 if k is None:
                     self._unknown(line)
                     continue
@@ -215,21 +236,31 @@ class Parser:
                 self._skip = -1
                 continue
             self.line = line
-            if "//" in line.raw or "/*" in line.raw:
+            raw = line.raw
+            if "/" in raw and ("//" in raw or "/*" in raw):
                 self._foreign_comment(line)
-            if k.handler is not None:
+            handler = k.handler
+            if handler is not None:
                 try:
-                    k.handler(self, line)
+                    handler(self, line)
                 except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
                     self.error(f"invalid '{first}' line: {exc}")
-            if k.sub is not None:
-                self._level += 1
-                skipped = self._stream(k.sub, need_bob=True)
-                self._level -= 1
-                if not skipped and k.close is not None:
+            sub = k.sub
+            if sub is not None:
+                self._level = level + 1
+                if not self._skip and buf and buf[-1].raw == "{":
+                    # The '{' the block needs is next: take it here, as the
+                    # nested stream would (one loop turn less per block).
+                    buf.pop()
+                    skipped = self._stream(sub, need_bob=False)
+                else:
+                    skipped = self._stream(sub, need_bob=True)
+                self._level = level
+                close = k.close
+                if not skipped and close is not None:
                     self.line = line
                     try:
-                        k.close(self)
+                        close(self)
                     except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
                         self.report(
                             line.loc, Severity.GENERAL_ERROR, f"invalid '{first}' block: {exc}"
@@ -309,9 +340,11 @@ class Parser:
             if words[-1] == "}":
                 if len(words) == 1:
                     break
-                out.append(Line(words[:-1], nxt.raw, (nxt.file, nxt.lineno)))
+                out.append(Line(words[:-1], nxt.raw, nxt.file, nxt.lineno, nxt.depth))
                 break
-            out.append(nxt if words is nxt.words else Line(words, nxt.raw, (nxt.file, nxt.lineno)))
+            if words is not nxt.words:
+                nxt = Line(words, nxt.raw, nxt.file, nxt.lineno, nxt.depth)
+            out.append(nxt)
         return out
 
     # -- values ----------------------------------------------------------------
@@ -343,6 +376,13 @@ class Parser:
         self, line: Line, lo: int, hi: int, i: int = 1, what: str | None = None
     ) -> int | None:
         """An integer in [lo, hi] (parser.c ``read_int_func``/``read_unsigned_func``)."""
+        words = line.words
+        if i < len(words):
+            w = words[i]
+            if w.isdigit() and w.isascii():  # the common case, as to_int would take it
+                n = int(w)
+                if lo <= n <= hi:
+                    return n
         s = self.arg(line, i)
         if s is None:
             return None
@@ -350,6 +390,10 @@ class Parser:
 
     def to_int(self, s: str, lo: int, hi: int, loc: Loc, what: str) -> int | None:
         """strtol/strtoul on the whole word, then the range (parser.c read_int/read_unsigned)."""
+        if s.isdigit() and s.isascii():  # the common case, without building the hint
+            n = int(s)
+            if lo <= n <= hi:
+                return n
         v = c_int(s)
         hint = f"{what} takes an integer in [{lo}, {hi}]"
         if v is None:
@@ -372,6 +416,14 @@ class Parser:
         self, line: Line, lo: float, hi: float, i: int = 1, what: str | None = None
     ) -> float | None:
         """Seconds with ≤6 decimals (parser.c ``read_decimal_unsigned_long_func``)."""
+        words = line.words
+        if i < len(words):
+            w = words[i]
+            # Whole seconds, exactly what the long way gives (and no overflow).
+            if len(w) < 16 and w.isdigit() and w.isascii():
+                f = float(int(w))
+                if lo <= f <= hi:
+                    return f
         s = self.arg(line, i)
         if s is None:
             return None
@@ -493,8 +545,8 @@ def parse_ip(s: str) -> IPAddress:
     """An IPv4/IPv6 address as keepalived reads it (inet_pton), quickly; ValueError if not."""
     try:
         if ":" in s:
-            return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, s))
-        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, s))
+            return ipaddress.IPv6Address(inet_pton(AF_INET6, s))
+        return ipaddress.IPv4Address(inet_pton(AF_INET, s))
     except OSError:
         raise ValueError(f"{s!r} is not an IP address") from None
 
@@ -512,9 +564,10 @@ def generic(p: Parser, line: Line) -> None:
 
 def frozen(d: dict[str, Any], allowed: set[str] | frozenset[str] | None = None) -> dict[str, Any]:
     """Builder dict → dataclass kwargs: lists become tuples, private keys dropped."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if k.startswith("_") or (allowed is not None and k not in allowed):
-            continue
-        out[k] = tuple(v) if isinstance(v, list) else v
-    return out
+    if allowed is None:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k[:1] != "_"}
+    return {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in d.items()
+        if k[:1] != "_" and k in allowed
+    }

@@ -8,10 +8,8 @@ the messages follow theirs so the verdict of ``-t`` is the same.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from pykeep.config.diagnostics import Severity
 from pykeep.config.model import (
@@ -26,6 +24,10 @@ from pykeep.config.model import (
     VrrpSyncGroup,
 )
 from pykeep.config.parser import Parser
+
+TYPE_CHECKING = False  # typing is not imported at run time: start-up counts (``pykeep -t``)
+if TYPE_CHECKING:
+    from typing import Any
 
 InterfaceExists = Callable[[str], bool]
 
@@ -49,6 +51,8 @@ def script_status(script: Script) -> str:
     if cmd.startswith("<") and cmd[1:].lstrip(" \t").startswith("/"):
         return "system"
     if "/" not in cmd:
+        import shutil  # only configurations with scripts pay for it
+
         return "found" if shutil.which(cmd, mode=os.F_OK) else "missing"
     return "found" if os.path.exists(cmd) else "missing"
 
@@ -572,7 +576,7 @@ def _check_vs(
                 )
     else:
         for r in (*vs.real_servers, *((ss,) if ss is not None else ())):
-            if kind(r) is nat:
+            if (r.lb_kind or vs_kind or nat) is nat:  # kind(r), inline: once per server
                 continue
             what = "sorry server" if r is ss else f"real server [{r.address}]:{r.port}"
             if vs.fwmark is not None:
@@ -610,11 +614,16 @@ def _corrected(
                 return r.port if (vs.fwmark is not None or r.port) else vs.port
             return None if vs.fwmark is not None else vs.port
 
-        servers = tuple(
-            r if port_of(r) == r.port else replace(r, port=port_of(r)) for r in vs.real_servers
-        )
-        if servers != vs.real_servers:
-            changes["real_servers"] = servers
+        servers: list[RealServer] = []
+        changed = False
+        for r in vs.real_servers:
+            port = port_of(r)
+            if port != r.port:
+                r = replace(r, port=port)
+                changed = True
+            servers.append(r)
+        if changed:
+            changes["real_servers"] = tuple(servers)
         ss = vs.sorry_server
         if ss is not None and kind(ss) is not LbKind.NAT and port_of(ss) != ss.port:
             changes["sorry_server"] = replace(ss, port=port_of(ss))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from pykeep.config.diagnostics import Severity
 from pykeep.config.lexer import Line
@@ -22,6 +21,10 @@ from pykeep.config.model import (
     VrrpTrackFile,
 )
 from pykeep.config.parser import Parser, Table, block, frozen, generic, kw, parse_ip
+
+TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
+if TYPE_CHECKING:
+    from typing import Any
 
 _INSTANCE_ACCEPTED = [
     "use_vmac_addr",
