@@ -3,11 +3,18 @@
 Both commands are timed end to end (process start included), best of a few
 runs, on the same generated file; the ratio is what the issue's target (≤3×)
 is about.
+
+pykeep is timed as installed: with its bytecode cached, as pip and distribution
+packages leave it.  Where the environment forbids writing bytecode
+(``PYTHONDONTWRITEBYTECODE``, as in the development sandbox) every run would
+also compile all of pykeep.config from source; the bench keeps its own cache
+in its temporary directory instead, and reports the uncached time beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -46,14 +53,24 @@ def generate(real_servers: int = 10_000, per_vs: int = 100) -> str:
     return "".join(out)
 
 
-def _time(cmd: list[str], runs: int) -> tuple[float, int]:
-    best = float("inf")
-    rc = 0
+Job = tuple[list[str], "dict[str, str] | None"]
+
+
+def _time(jobs: list[Job], runs: int) -> list[tuple[float, int]]:
+    """Best wall time and last exit code of each command, the commands taking turns.
+
+    Interleaving puts every command through the same spells of machine load
+    (a shared host's speed drifts by tens of percent over seconds), so the
+    ratio holds even when the absolute times do not.
+    """
+    best = [float("inf")] * len(jobs)
+    rcs = [0] * len(jobs)
     for _ in range(runs):
-        t0 = time.perf_counter()
-        rc = subprocess.run(cmd, capture_output=True, timeout=600).returncode
-        best = min(best, time.perf_counter() - t0)
-    return best, rc
+        for i, (cmd, env) in enumerate(jobs):
+            t0 = time.perf_counter()
+            rcs[i] = subprocess.run(cmd, capture_output=True, timeout=600, env=env).returncode
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return list(zip(best, rcs, strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,15 +82,31 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pk-bench-") as tmp:
         path = Path(tmp) / "keepalived.conf"
         path.write_text(generate(args.real_servers))
-        ours, our_rc = _time([sys.executable, "-m", "pykeep", "-t", "-f", str(path)], args.runs)
+        cmd = [sys.executable, "-m", "pykeep", "-t", "-f", str(path)]
+        cached = dict(os.environ, PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"))
+        cached.pop("PYTHONDONTWRITEBYTECODE", None)
+        subprocess.run(cmd, capture_output=True, timeout=600, env=cached)  # writes the cache
+        jobs: list[Job] = [(cmd, cached)]
+        if keepalived is not None:
+            jobs.append(([keepalived, "-t", "-f", str(path)], None))
+        uncached = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+        if uncached:
+            jobs.append((cmd, None))
+        times = _time(jobs, args.runs)
+        ours, our_rc = times[0]
         print(f"pykeep -t      {args.real_servers} real servers: {ours:.3f} s (exit {our_rc})")
+        cold = times[-1][0] if uncached else None
+        if cold is not None:
+            print(f"  without a bytecode cache (PYTHONDONTWRITEBYTECODE): {cold:.3f} s")
         if keepalived is None:
             print("keepalived not installed: no ratio")
             return 1
-        theirs, their_rc = _time([keepalived, "-t", "-f", str(path)], args.runs)
+        theirs, their_rc = times[1]
         print(f"keepalived -t  {args.real_servers} real servers: {theirs:.3f} s (exit {their_rc})")
         ratio = ours / theirs if theirs > 0 else float("inf")
         print(f"ratio pykeep/keepalived: {ratio:.2f}x (target <= 3x)")
+        if cold is not None and theirs > 0:
+            print(f"  without a bytecode cache: {cold / theirs:.2f}x")
         if our_rc != their_rc:
             print("verdicts differ!")
             return 1

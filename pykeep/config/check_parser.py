@@ -21,6 +21,7 @@ from pykeep.config.model import (
     HttpCheck,
     HttpUrl,
     LbKind,
+    Loc,
     MiscCheck,
     PingCheck,
     PluginCheck,
@@ -454,7 +455,7 @@ def _rs(p: Parser, line: Line) -> None:
         p.skip_block()
         p.state.cur["rs"] = None
         return
-    loc = line.loc
+    loc = _new_loc(line.file, line.lineno)  # line.loc, without the property's cost
     a = p.ip(w[1], loc, "real server IP address")
     port = _port(p, w[2], line) if len(w) > 2 else None
     if a is None:
@@ -533,7 +534,7 @@ def _common(p: Parser) -> dict[str, Any]:
 
 def _checker(keyword: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
-        loc = line.loc
+        loc = _new_loc(line.file, line.lineno)  # line.loc, without the property's cost
         p.state.cur["ck"] = {"keyword": keyword, "_common": {"loc": loc}, "_loc": loc}
 
     return handler
@@ -653,7 +654,7 @@ def _http_protocol(p: Parser, line: Line) -> None:
 
 
 def _url(p: Parser, line: Line) -> None:
-    _ck(p)["_url"] = {"loc": line.loc}
+    _ck(p)["_url"] = {"loc": _new_loc(line.file, line.lineno)}  # line.loc, cheaper
 
 
 def _url_d(p: Parser) -> dict[str, Any]:
@@ -861,8 +862,9 @@ _CLASSES: dict[str, Any] = {
 }
 # The model objects built once per real server or checker: made by maker()'s
 # functions, which cost half of calling the class (same objects).
-_MAKERS = {k: maker(cls) for k, cls in _CLASSES.items()}
+_MAKERS: dict[str, Any] = {}  # filled as the checkers are met
 _new_common = maker(CheckerCommon)
+_new_loc = maker(Loc)
 _new_url = maker(HttpUrl)
 
 
@@ -875,7 +877,7 @@ def _checker_end(p: Parser) -> None:
     keyword = c.pop("keyword")
     common = _new_common(**c.pop("_common"))
     loc = c.pop("_loc")
-    if len(c) > 0:
+    if c:  # sub-block builders left over: not fields
         c.pop("_hosts", None)
         c.pop("_url", None)
         c.pop("_host", None)
@@ -900,7 +902,9 @@ def _checker_end(p: Parser) -> None:
     elif keyword == "BFD_CHECK":
         return
     else:
-        cls = _MAKERS[keyword]
+        cls = _MAKERS.get(keyword)
+        if cls is None:
+            cls = _MAKERS[keyword] = maker(_CLASSES[keyword])
         fields = frozen(c) if c else {}
         if keyword in ("HTTP_GET", "SSL_GET"):
             fields["ssl"] = keyword == "SSL_GET"

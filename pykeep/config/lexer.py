@@ -48,8 +48,8 @@ _SLOW_MARKS = (
     "\x1e",
     "\x1f",
 )
-_new_loc = maker(Loc)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_new_loc = maker(Loc)
 _MAX_INCLUDE_DEPTH = 64
 # Lines lexed ahead at a time: enough to amortise the call, few enough that
 # the objects are recycled rather than piling up for the whole file.
@@ -70,13 +70,23 @@ class Line:
         self.raw = raw
         self.file = file
         self.lineno = lineno
-        # The lexer's block_depth once this line is handed out: lines lexed
-        # ahead (Lexer._fill) carry it, as the lexer has already counted on.
+        # The lexer's block_depth once this line is handed out: for lines
+        # lexed ahead (Lexer._fill), the lexer itself has counted further.
         self.depth = depth
 
     @property
     def loc(self) -> Loc:
         return _new_loc(self.file, self.lineno)
+
+
+# A lone '{' or '}' lexed ahead (Lexer._fill): the brace, file, line and the
+# block depth after it.  Most lines are these; the parser rarely needs more.
+Brace = tuple[str, str, int, int]
+
+
+def brace_line(b: Brace) -> Line:
+    """The Line of a lexed-ahead brace."""
+    return Line([b[0]], b[0], b[1], b[2], b[3])
 
 
 def decomment(text: str, literal_escapes: bool = False) -> tuple[str, bool, bool]:
@@ -303,8 +313,8 @@ class _Source:
     def plain_end(self) -> int:
         """Index of the first line from ``pos`` on that may need read_line's full treatment.
 
-        The lines before it hold none of ``_SPECIAL`` and no ``include``: one
-        regex pass over the whole file finds them all, instead of a search per line.
+        The lines before it hold none of ``_SLOW_MARKS``: one pass over the
+        whole file finds those lines (``_slow_lines``), instead of a search per line.
         """
         text = self._text
         if text is not None:
@@ -346,8 +356,8 @@ class Lexer:
         self._brace: tuple[str, tuple[str, int]] | None = None
         # Plain lines lexed ahead by _fill, last first; the parser pops from
         # this very list.  _filled is the run in order, for ``loc``.
-        self._buf: list[Line] = []
-        self._filled: list[Line] | None = None
+        self._buf: list[Line | Brace] = []
+        self._filled: list[Line | Brace] | None = None
         self.files: list[str] = []
         self._pos: tuple[str, int] = ("<none>", 0)
         self.line_text = ""
@@ -713,6 +723,8 @@ class Lexer:
         filled = self._filled
         if filled is not None:
             last = filled[len(filled) - len(self._buf) - 1]
+            if isinstance(last, tuple):
+                return Loc(last[1], last[2])
             return Loc(last.file, last.lineno)
         return Loc(*self._pos)
 
@@ -796,7 +808,8 @@ class Lexer:
         whole run is split up front, braces counted (each line carries the
         depth after it).  The first other line, or a '}' with no block to
         close (reported when handed out), ends the run and is left to
-        ``_fast_line`` and the general path.
+        ``_fast_line`` and the general path.  A lone brace, most of the lines,
+        stays a ``Brace`` tuple until someone needs its Line (``brace_line``).
         """
         src = self._stack[-1]
         lines = src.lines
@@ -806,7 +819,7 @@ class Lexer:
             return False
         name = src.name
         depth = self.block_depth
-        out: list[Line] = []
+        out: list[Line | Brace] = []
         add = out.append
         n = start
         new = object.__new__
@@ -822,30 +835,30 @@ class Lexer:
                         n -= 1
                         break
                     depth -= 1
-                    words = ["}"]
-                elif s == "{":
+                    add(("}", name, n, depth))
+                    continue
+                if s == "{":
                     depth += 1
-                    words = ["{"]
-                else:  # "keyword args {" is two lines
-                    head = s[:-1].rstrip(" \t")
-                    words = head.split()
-                    if s[-1] != "{" or s.count("{") != 1 or "}" in s or not words:
-                        n -= 1  # not plain after all: the line-by-line path takes it
-                        break
-                    line = new(Line)
-                    line.words = words
-                    line.raw = head
-                    line.file = name
-                    line.lineno = n
-                    line.depth = depth
-                    add(line)
-                    depth += 1
-                    s = "{"
-                    words = ["{"]
-            else:
-                words = s.split()
+                    add(("{", name, n, depth))
+                    continue
+                # "keyword args {" is two lines; any other brace, the line-by-line path's
+                head = s[:-1].rstrip(" \t")
+                words = head.split()
+                if s[-1] != "{" or s.count("{") != 1 or "}" in s or not words:
+                    n -= 1
+                    break
+                line = new(Line)
+                line.words = words
+                line.raw = head
+                line.file = name
+                line.lineno = n
+                line.depth = depth
+                add(line)
+                depth += 1
+                add(("{", name, n, depth))
+                continue
             line = new(Line)
-            line.words = words
+            line.words = s.split()
             line.raw = s
             line.file = name
             line.lineno = n
@@ -863,10 +876,12 @@ class Lexer:
         """The next logical line, split at the first brace outside quotes."""
         buf = self._buf
         if buf:
-            return buf.pop()
+            item = buf.pop()
+            return brace_line(item) if isinstance(item, tuple) else item
         filled = self._filled
         if filled is not None:  # all handed out
-            self._pos = (filled[-1].file, filled[-1].lineno)
+            last = filled[-1]
+            self._pos = last[1:3] if isinstance(last, tuple) else (last.file, last.lineno)
             self._filled = None
         brace = self._brace
         if brace is not None:

@@ -43,10 +43,40 @@ IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _set = object.__setattr__
 _params: Any = None
-# What frozen_dataclass compiled __init__ from, for maker(): the parameter
-# list, the namespace (defaults, the class and its twin) and the stores.
-_SPECS: dict[type, tuple[str, dict[str, Any], str]] = {}
+# What frozen_dataclass compiles __init__ and maker() from: the parameter
+# list, the namespace (defaults, the class and its twin), the stores and
+# the annotations.
+_SPECS: dict[type, tuple[str, dict[str, Any], str, dict[str, Any]]] = {}
 _MAKERS: dict[type, Callable[..., Any]] = {}
+
+
+class _LazyInit:
+    """A model class's ``__init__`` until first looked up: then compiled, and put in its place.
+
+    Compiling costs start-up time, and a given configuration uses few of
+    the classes (an LVS one, none of the VRRP ones).  Any look-up, by a
+    call or by ``inspect``, gets the real function.
+    """
+
+    def __get__(self, obj: object, owner: type) -> Any:
+        params, ns, body, annotations = _SPECS[owner]
+        # A subclass (with slots of its own, perhaps) gets dataclass's way.
+        each = "".join(f"        _set(self, {n!r}, {n})\n" for n in annotations if n != "return")
+        exec(
+            f"def __init__(self, {params}):\n"
+            "    if self.__class__ is not _cls:\n"
+            f"{each}"
+            "        return\n"
+            "    _set(self, '__class__', _twin)\n"
+            f"{body}"
+            "    self.__class__ = _cls\n",
+            ns,
+        )
+        init = ns["__init__"]
+        init.__annotations__ = annotations
+        init.__qualname__ = f"{owner.__qualname__}.__init__"
+        setattr(owner, "__init__", init)  # noqa: B010 (mypy refuses the assignment)
+        return init if obj is None else init.__get__(obj, owner)
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
@@ -59,10 +89,10 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
     ``==`` and ``hash``).  But ``dataclass`` compiles six methods per class
     with ``exec``, a large share of pykeep's start-up, and its frozen
     ``__init__`` sets each field with an ``object.__setattr__`` call, a large
-    share of a big parse.  Here only ``__init__`` is compiled; it lends the
-    instance to a twin class with the same slots and no ``__setattr__`` guard,
-    stores the fields directly, and hands it back.  The other methods are
-    shared closures.
+    share of a big parse.  Here only ``__init__`` is compiled, when first
+    needed (``_LazyInit``); it lends the instance to a twin class with the
+    same slots and no ``__setattr__`` guard, stores the fields directly, and
+    hands it back.  The other methods are shared closures.
     """
     global _params
     dc: Any = dataclass(init=False, repr=False, eq=False, slots=True)(cls)
@@ -81,18 +111,9 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
             ns[f"_d_{f.name}"] = f.default
             params.append(f"{f.name}=_d_{f.name}")
     body = "".join(f"    self.{n} = {n}\n" for n in names)
-    src = (
-        f"def __init__(self, {', '.join(params)}):\n"
-        "    if self.__class__ is not _cls:\n"
-        "        raise TypeError('subclasses of model classes are not supported')\n"
-        "    _set(self, '__class__', _twin)\n"
-        f"{body}"
-        "    self.__class__ = _cls\n"
-    )
-    exec(src, ns)
-    _SPECS[dc] = (", ".join(params), ns, body)
-    init = ns["__init__"]
-    init.__annotations__ = {f.name: f.type for f in flds} | {"return": None}
+    annotations = {f.name: f.type for f in flds} | {"return": None}
+    _SPECS[dc] = (", ".join(params), ns, body, annotations)
+    dc.__init__ = _LazyInit()
     # The fields as a tuple, as dataclass's generated __eq__/__hash__ compare them.
     key: Callable[[Any], Any] = attrgetter(*names)
     if len(names) == 1:
@@ -124,7 +145,6 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
             _set(self, n, v)
 
     for fn in (
-        init,
         __eq__,
         __hash__,
         __repr__,
@@ -151,7 +171,7 @@ def maker(cls: type[_T]) -> Callable[..., _T]:
     """
     fn = _MAKERS.get(cls)
     if fn is None:
-        params, ns, body = _SPECS[cls]
+        params, ns, body, _annotations = _SPECS[cls]
         ns["_new"] = object.__new__
         head = f"def make({params}):\n    self = _new(_twin)\n"
         exec(f"{head}{body}    self.__class__ = _cls\n    return self", ns)

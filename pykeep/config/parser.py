@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pykeep.config.diagnostics import Diagnostic, Severity
-from pykeep.config.lexer import Lexer, Line, split_quoted_escaped
+from pykeep.config.lexer import Lexer, Line, brace_line, split_quoted_escaped
 from pykeep.config.model import IPAddress, Loc, Script
 
 TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
@@ -169,7 +169,13 @@ class Parser:
         level = self._level
         while True:
             if buf:
-                line = buf.pop()
+                item = buf.pop()
+                if isinstance(item, tuple):  # a lone brace (lexer.Brace)
+                    if item[0] == "}" and level and not need_bob and not self._skip:
+                        return False  # the common case, as below
+                    line = brace_line(item)
+                else:
+                    line = item
             else:
                 got = next_line()
                 if got is None:
@@ -248,7 +254,8 @@ class Parser:
             sub = k.sub
             if sub is not None:
                 self._level = level + 1
-                if not self._skip and buf and buf[-1].raw == "{":
+                nxt = buf[-1] if buf else None
+                if isinstance(nxt, tuple) and nxt[0] == "{" and not self._skip:
                     # The '{' the block needs is next: take it here, as the
                     # nested stream would (one loop turn less per block).
                     buf.pop()
