@@ -154,11 +154,9 @@ class Demo:
             )
 
     def vip_owner(self) -> str | None:
-        """The live director holding the VIP (a killed one keeps its addresses, cables cut)."""
-        for d in self.procs:
-            if any(a.startswith(self.lab.vip + "/") for a in self.lab.addresses(d)):
-                return d
-        return None
+        """The live director holding the VIP."""
+        owners = self.lab.holders(self.lab.vip, self.procs)
+        return owners[0] if owners else None
 
     def wait_for(self, what: str, pred: Callable[[], bool], timeout: float) -> float:
         start = time.monotonic()

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -170,6 +170,14 @@ class Lab(Rig):
 
     def addr(self, node: str, segment: str | None = None) -> str:
         return self.topology.node(node).addr(segment)
+
+    def holders(self, address: str, nodes: Iterable[str]) -> list[str]:
+        """Which of ``nodes`` have ``address`` configured.
+
+        Callers pass the live directors: a crashed one (cables cut, SIGKILL)
+        keeps its addresses in a namespace nobody can reach.
+        """
+        return [n for n in nodes if any(a.startswith(address + "/") for a in self.addresses(n))]
 
     # -- real servers' web pages
     def start_httpd(

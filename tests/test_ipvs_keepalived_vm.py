@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from tests import vmshare
-from tests.test_ipvs_vm import vm_python
 
 UP_PORTS = (8001, 8002, 8003, 8005)
 
@@ -189,7 +188,7 @@ def _prepare(w: Path) -> str:
     (w / "A.conf").write_text(CONF_A)
     (w / "B.conf").write_text(CONF_B)
     env = f"export UP_PORTS='{json.dumps(list(UP_PORTS))}' SETTLE=12\n"
-    return env + vm_python(SCENARIO)
+    return env + vmshare.python(SCENARIO)
 
 
 vmshare.register("ipvs-keepalived", _prepare, timeout=600)

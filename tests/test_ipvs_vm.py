@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,20 +22,11 @@ from ipvs.ipvsadm import format_save
 from pykeep.config import load
 from tests import vmshare
 
-REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = REPO / ".venv" / "bin"
-
-
-def vm_python(code: str) -> str:
-    """A bash line that runs ``code`` with the venv's python inside the VM."""
-    return f"{sys.executable} - <<'PYEOF'\n{code}\nPYEOF"
-
-
 # --------------------------------------------------------------------------
 # the scenario: one boot, every check, results in $W/results.json
 
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 RELOAD_CONF = """\
 global_defs {
@@ -163,7 +153,7 @@ def _prepare(w: Path) -> str:
     (w / "corpus.json").write_text(json.dumps([str(p) for p in corpus_files()]))
     (w / "r1.conf").write_text(reload_conf([1, 2, 3, 4, 5]))
     (w / "r2.conf").write_text(reload_conf([1, 2, 9, 4, 5]))
-    return vm_python(SCENARIO)
+    return vmshare.python(SCENARIO)
 
 
 vmshare.register("ipvs", _prepare, timeout=600)

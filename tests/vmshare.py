@@ -14,6 +14,7 @@ only its own tests.
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,11 @@ PARTS: dict[str, Part] = {}
 
 def register(name: str, prepare: Prepare, timeout: float) -> None:
     PARTS[name] = Part(prepare, timeout)
+
+
+def python(code: str) -> str:
+    """A part's bash that runs ``code`` with the venv's python (host paths are seen in the VM)."""
+    return f"{sys.executable} - <<'PYEOF'\n{code}\nPYEOF"
 
 
 @dataclass(frozen=True)

@@ -69,11 +69,7 @@ _CHECKERS = (
 
 
 def _port(p: Parser, s: str, line: Line) -> int | None:
-    if s.isdigit() and s.isascii():  # the common case, without building a Loc
-        n = int(s)
-        if n <= 65535:
-            return n
-    return p.to_int(s, 0, 65535, line.loc, "port")
+    return p.to_int(s, 0, 65535, line, "port")
 
 
 # -- virtual_server_group ---------------------------------------------------------
@@ -176,7 +172,7 @@ def _vs(p: Parser, line: Line) -> None:
             return
         d["group"] = w[2]
     elif w[1] == "fwmark":
-        fw = p.to_int(w[2], 1, 2**32 - 1, line.loc, "fwmark") if len(w) > 2 else None
+        fw = p.to_int(w[2], 1, 2**32 - 1, line, "fwmark") if len(w) > 2 else None
         if fw is None:
             p.error("virtual server fwmark needs a value", "write 'virtual_server fwmark N'")
             p.skip_block()
@@ -680,17 +676,9 @@ def _digest(p: Parser, line: Line) -> None:
     _url_d(p)["digest"] = v.lower()
 
 
-# Valid status_code words already seen: the ranges are immutable, so shared.
-_STATUS_RANGES: dict[str, StatusRange] = {}
-
-
 def _status_code(p: Parser, line: Line) -> None:
     ranges = _url_d(p).setdefault("status_codes", [])
     for w in line.words[1:]:
-        known = _STATUS_RANGES.get(w)
-        if known is not None:
-            ranges.append(known)
-            continue
         lo_s, _, hi_s = w.partition("-")
         try:
             lo = int(lo_s)
@@ -703,10 +691,7 @@ def _status_code(p: Parser, line: Line) -> None:
                 "write codes or ranges between 100 and 599, e.g. status_code 200-299 301",
             )
             continue
-        r = StatusRange(lo, hi)
-        if len(_STATUS_RANGES) < 1024:
-            _STATUS_RANGES[w] = r
-        ranges.append(r)
+        ranges.append(StatusRange(lo, hi))
 
 
 def _url_vhost(p: Parser, line: Line) -> None:

@@ -158,7 +158,7 @@ def _smtp_server(p: Parser, line: Line) -> None:
     host = v
     if len(line.words) > 2:
         port = line.words[2]
-        if p.to_int(port, 1, 65535, line.loc, "smtp_server port") is None:
+        if p.to_int(port, 1, 65535, line, "smtp_server port") is None:
             p.error(f"Invalid smtp server {v} {port}", "write: smtp_server HOST [PORT]")
             return
         host = f"{v} {port}"
@@ -261,7 +261,7 @@ def _lvs_timeouts(p: Parser, line: Line) -> None:
             )
             i += 1
             continue
-        v = p.to_int(w[i + 1], 0, 86400 * 31, line.loc, f"lvs_timeouts {name}")
+        v = p.to_int(w[i + 1], 0, 86400 * 31, line, f"lvs_timeouts {name}")
         if v is not None:
             vals[name] = v
         i += 2
@@ -288,13 +288,13 @@ def _lvs_sync_daemon(p: Parser, line: Line) -> None:
             break
         val = w[i + 1]
         if opt == "id":
-            opts["sync_id"] = p.to_int(val, 0, 255, line.loc, "lvs_sync_daemon id")
+            opts["sync_id"] = p.to_int(val, 0, 255, line, "lvs_sync_daemon id")
         elif opt == "maxlen":
-            opts["maxlen"] = p.to_int(val, 1, 65535 - 20 - 8, line.loc, "lvs_sync_daemon maxlen")
+            opts["maxlen"] = p.to_int(val, 1, 65535 - 20 - 8, line, "lvs_sync_daemon maxlen")
         elif opt == "port":
-            opts["port"] = p.to_int(val, 1, 65535, line.loc, "lvs_sync_daemon port")
+            opts["port"] = p.to_int(val, 1, 65535, line, "lvs_sync_daemon port")
         elif opt == "ttl":
-            opts["ttl"] = p.to_int(val, 1, 255, line.loc, "lvs_sync_daemon ttl")
+            opts["ttl"] = p.to_int(val, 1, 255, line, "lvs_sync_daemon ttl")
         elif opt == "group":
             opts["group"] = p.ip(val, line.loc, "lvs_sync_daemon group")
         else:

@@ -27,8 +27,7 @@ from pykeep.config.model import Loc, maker
 Report = Callable[[Loc | None, Severity, str, "str | None"], None]
 
 _WS = " \t"
-_SPECIAL = re.compile(r'[!#"\\$@~]')
-# What makes a physical line one for read_line's full treatment (see _fast_line);
+# What makes a physical line one for read_line's full treatment (see _fill);
 # "include" anywhere on the line, to be simple: the slow path gives the same words.
 # Whitespace other than " \t\r" is left to it too, so that the bulk path may
 # use str.strip()/split(), which take all of it (and non-ASCII text, below).
@@ -353,7 +352,6 @@ class Lexer:
         }
         self._multiline_def: _Definition | None = None
         self.block_depth = 0
-        self._brace: tuple[str, tuple[str, int]] | None = None
         # Plain lines lexed ahead by _fill, last first; the parser pops from
         # this very list.  _filled is the run in order, for ``loc``.
         self._buf: list[Line | Brace] = []
@@ -728,78 +726,6 @@ class Lexer:
             return Loc(last.file, last.lineno)
         return Loc(*self._pos)
 
-    def _extra_brace(self, pos: tuple[str, int]) -> None:
-        self._report(
-            Loc(*pos),
-            Severity.UNEXPECTED_EOB,
-            "Extra '}' found",
-            "remove this '}' or add the '{' it should close",
-        )
-        self.block_depth = 0
-
-    def _brace_line(self, brace: str, pos: tuple[str, int]) -> Line:
-        if brace == "{":
-            self.block_depth += 1
-        else:
-            self.block_depth -= 1
-            if self.block_depth < 0:
-                self._extra_brace(pos)
-        self._pos = pos
-        return Line([brace], brace, pos[0], pos[1], self.block_depth)
-
-    def _fast_line(self) -> Line | None:
-        """The common case, without the general machinery: a plain line of the current file.
-
-        A line with anything that needs read_line's full treatment (comments,
-        quotes, escapes, $, @, ~, include) is left for the slow path.
-        """
-        src = self._stack[-1]
-        lines = src.lines
-        n = len(lines)
-        special = _SPECIAL.search
-        while src.pos < n:
-            raw = lines[src.pos]
-            s = raw.strip(" \t\r")
-            if not s:
-                src.pos += 1
-                if raw and self._multiline_def is not None:
-                    return None
-                continue
-            if special(s) is not None or s.startswith("include"):
-                return None
-            src.pos += 1
-            pos = (src.name, src.pos)
-            i = s.find("{")
-            j = s.find("}")
-            if i < 0 and j < 0:
-                words = s.split()
-                if not words:  # only \v or \f: blank for alloc_strvec
-                    continue
-                self._pos = pos
-                return Line(words, s, pos[0], pos[1], self.block_depth)
-            if i < 0 or (0 <= j < i):
-                i = j
-            if i == 0:
-                rest = s[1:].lstrip(" \t")
-                if rest:
-                    self._pending.appendleft((rest, Loc(*pos), ()))
-                return self._brace_line(s[0], pos)
-            head = s[:i].rstrip(" \t")
-            rest = s[i:]
-            words = head.split()
-            if not words:
-                if rest == "{" or rest == "}":
-                    return self._brace_line(rest, pos)
-                self._pending.appendleft((rest, Loc(*pos), ()))
-                return None
-            if rest == "{" or rest == "}":
-                self._brace = (rest, pos)
-            else:
-                self._pending.appendleft((rest, Loc(*pos), ()))
-            self._pos = pos
-            return Line(words, head, pos[0], pos[1], self.block_depth)
-        return None
-
     def _fill(self) -> bool:
         """Lex a run of plain lines of the current file at once into ``_buf``.
 
@@ -808,7 +734,7 @@ class Lexer:
         whole run is split up front, braces counted (each line carries the
         depth after it).  The first other line, or a '}' with no block to
         close (reported when handed out), ends the run and is left to
-        ``_fast_line`` and the general path.  A lone brace, most of the lines,
+        the general path.  A lone brace, most of the lines,
         stays a ``Brace`` tuple until someone needs its Line (``brace_line``).
         """
         src = self._stack[-1]
@@ -883,16 +809,8 @@ class Lexer:
             last = filled[-1]
             self._pos = last[1:3] if isinstance(last, tuple) else (last.file, last.lineno)
             self._filled = None
-        brace = self._brace
-        if brace is not None:
-            self._brace = None
-            return self._brace_line(brace[0], brace[1])
-        if not self._pending and self._multiline_def is None and self._stack:
-            if self._fill():
-                return self.next_line()
-            fast = self._fast_line()
-            if fast is not None:
-                return fast
+        if not self._pending and self._multiline_def is None and self._stack and self._fill():
+            return self.next_line()
         while True:
             got = self.next_text()
             if got is None:

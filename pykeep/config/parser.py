@@ -383,24 +383,21 @@ class Parser:
         self, line: Line, lo: int, hi: int, i: int = 1, what: str | None = None
     ) -> int | None:
         """An integer in [lo, hi] (parser.c ``read_int_func``/``read_unsigned_func``)."""
-        words = line.words
-        if i < len(words):
-            w = words[i]
-            if w.isdigit() and w.isascii():  # the common case, as to_int would take it
-                n = int(w)
-                if lo <= n <= hi:
-                    return n
         s = self.arg(line, i)
         if s is None:
             return None
-        return self.to_int(s, lo, hi, line.loc, what or line.words[0])
+        return self.to_int(s, lo, hi, line, what or line.words[0])
 
-    def to_int(self, s: str, lo: int, hi: int, loc: Loc, what: str) -> int | None:
-        """strtol/strtoul on the whole word, then the range (parser.c read_int/read_unsigned)."""
-        if s.isdigit() and s.isascii():  # the common case, without building the hint
+    def to_int(self, s: str, lo: int, hi: int, where: Loc | Line, what: str) -> int | None:
+        """strtol/strtoul on the whole word, then the range (parser.c read_int/read_unsigned).
+
+        ``where`` may be the Line: its Loc is only built for a diagnostic.
+        """
+        if s.isdigit() and s.isascii():  # the common case, without the hint or a Loc
             n = int(s)
             if lo <= n <= hi:
                 return n
+        loc = where.loc if isinstance(where, Line) else where
         v = c_int(s)
         hint = f"{what} takes an integer in [{lo}, {hi}]"
         if v is None:
@@ -571,10 +568,8 @@ def generic(p: Parser, line: Line) -> None:
 
 def frozen(d: dict[str, Any], allowed: set[str] | frozenset[str] | None = None) -> dict[str, Any]:
     """Builder dict → dataclass kwargs: lists become tuples, private keys dropped."""
-    if allowed is None:
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k[:1] != "_"}
     return {
         k: tuple(v) if isinstance(v, list) else v
         for k, v in d.items()
-        if k[:1] != "_" and k in allowed
+        if k[:1] != "_" and (allowed is None or k in allowed)
     }

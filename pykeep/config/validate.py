@@ -576,7 +576,7 @@ def _check_vs(
                 )
     else:
         for r in (*vs.real_servers, *((ss,) if ss is not None else ())):
-            if (r.lb_kind or vs_kind or nat) is nat:  # kind(r), inline: once per server
+            if kind(r) is nat:
                 continue
             what = "sorry server" if r is ss else f"real server [{r.address}]:{r.port}"
             if vs.fwmark is not None:

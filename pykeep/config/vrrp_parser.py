@@ -255,7 +255,7 @@ def parse_route(p: Parser, line: Line, track: bool) -> RouteSpec | None:
             except ValueError:
                 opts += [opt, val]
         elif opt in ("metric", "preference", "priority"):
-            n = p.to_int(val, 0, 2**32 - 1, line.loc, "route metric")
+            n = p.to_int(val, 0, 2**32 - 1, line, "route metric")
             if n is not None:
                 fields["metric"] = n
         else:
@@ -895,7 +895,7 @@ def _tf_init(p: Parser, line: Line) -> None:
         return
     d["init_file"] = 0
     if len(line.words) > 1 and line.words[1] not in ("overwrite",):
-        v = p.to_int(line.words[1], -254, 254, line.loc, "init_file")
+        v = p.to_int(line.words[1], -254, 254, line, "init_file")
         if v is not None:
             d["init_file"] = v
 
