@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 APT_PACKAGES := iproute2 keepalived ipvsadm tcpdump iputils-ping curl kmod \
-                qemu-system-x86 linux-image-amd64 busybox-static systemd
+                qemu-system-x86 linux-image-amd64 busybox-static systemd \
+                nftables frr prometheus
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-fast lint typecheck bench clean

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _SUBCOMMANDS = {
-    "ctl": "pykeep.ctl",
+    "ctl": "pykeep.ops.ctl",
     "realserver": "pykeep.realserver",
     "ipvs": "ipvs.cli",
 }
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.version:
         from importlib.metadata import PackageNotFoundError, version
 
-        from pykeep import dumps
+        from pykeep.ops import dumps
 
         try:
             ver = version("pykeep")
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(dumps.version_text(ver), end="", file=sys.stderr)
         return 0
     if opts.signum is not None:
-        from pykeep import dumps
+        from pykeep.ops import dumps
 
         try:
             print(dumps.signum(opts.signum))

@@ -13,7 +13,7 @@ long-lived thing belongs to a nursery), and keeps keepalived's outside view:
   killed; SIGHUP reloads the configuration, keeping the old one when the new
   one does not load.
 
-The operations layer (issue 8) hangs off one :class:`pykeep.ops.Ops`:
+The operations layer (issue 8) hangs off one :class:`pykeep.ops.view.Ops`:
 SIGUSR1/SIGUSR2/JSON/STATS_CLEAR dumps into ``$TMPDIR`` (else /tmp), the
 control socket (``--control-socket``, default /run/pykeep/control.sock;
 ``ctl reload`` is the SIGHUP path), ``/metrics`` when ``--metrics-listen``
@@ -120,7 +120,7 @@ def unusable_at_start(result: Any) -> bool:
 
 def unusable_for_reload(result: Any) -> bool:
     """On SIGHUP a config with any parse error is refused (kept here for callers; see ops)."""
-    from pykeep.ops import unusable_for_reload as check
+    from pykeep.ops.view import unusable_for_reload as check
 
     return check(result)
 
@@ -221,7 +221,8 @@ async def _run(
     default action and would kill us; READY=1 goes out only once the
     control socket and metrics listener accept connections.
     """
-    from pykeep import control, dumps, metrics, ops, sdnotify
+    from pykeep.ops import control, dumps, metrics, sdnotify
+    from pykeep.ops import view as ops
     from vrrp.service import VrrpService
 
     logger = pklog.get("daemon")
@@ -303,7 +304,7 @@ async def _legacy_usr2(
     Opened after dumps.serve_dump_signals, this receiver takes SIGUSR2 over
     (the newest trio receiver of a signal gets it), so it writes both files.
     """
-    from pykeep import dumps
+    from pykeep.ops import dumps
 
     with trio.open_signal_receiver(signal.SIGUSR2) as receiver:
         task_status.started()

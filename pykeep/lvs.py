@@ -49,7 +49,6 @@ from ipvs.policy import PoolDecision, QuorumEvent, initial_health, rs_key
 from ipvs.service import KernelLike, Reconciler
 from ipvs.table import DestKey, Proto, ServiceKey, Table, dest_key
 from pykeep import log as pklog
-from pykeep import status
 from pykeep.config.model import (
     Config,
     IPAddress,
@@ -58,8 +57,9 @@ from pykeep.config.model import (
     Script,
     VirtualServer,
 )
-from pykeep.drain import DrainSet
-from pykeep.metrics import LatencyRecorder
+from pykeep.ops import status
+from pykeep.ops.drain import DrainSet
+from pykeep.ops.metrics import LatencyRecorder
 
 #: How often the kernel's IPVS counters are re-read for status and metrics.
 STATS_INTERVAL = 5.0

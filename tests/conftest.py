@@ -17,6 +17,7 @@ import pytest
 
 from sim import netns
 from sim.netns import Rig
+from tests import vmshare
 
 
 @functools.cache
@@ -91,8 +92,6 @@ def rig() -> Iterator[RigFactory]:
 
 
 @pytest.fixture(scope="session")
-def shared_vm(tmp_path_factory: pytest.TempPathFactory) -> object:
-    """The one VM boot of the registered parts (tests/vmshare.py): a ``SharedRun``."""
-    from tests import vmshare
-
+def shared_vm(tmp_path_factory: pytest.TempPathFactory) -> vmshare.SharedRun:
+    """The one VM boot of the registered parts (tests/vmshare.py)."""
     return vmshare.run(tmp_path_factory.mktemp("vm-shared"))

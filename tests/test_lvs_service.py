@@ -33,7 +33,7 @@ from pykeep.config.model import (
     TcpCheck,
     VirtualServer,
 )
-from pykeep.drain import DrainSet
+from pykeep.ops.drain import DrainSet
 
 IP = ipaddress.ip_address
 

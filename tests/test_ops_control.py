@@ -18,10 +18,10 @@ import pytest
 import structlog
 import trio
 
-from pykeep import ctl, drain
 from pykeep.config.model import Config, VirtualServer, VrrpInstance
-from pykeep.control import ControlError, call, serve_control
-from pykeep.status import (
+from pykeep.ops import ctl, drain
+from pykeep.ops.control import ControlError, call, serve_control
+from pykeep.ops.status import (
     RealServerStatus,
     Snapshot,
     VirtualServerStatus,

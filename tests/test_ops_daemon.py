@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pykeep import dumps
+from pykeep.ops import dumps
 from sim.netns import Rig
 from tests.netns_vrrp import PY, ROOT, lan, until, vrrp_conf, wait_owner, workdir
 

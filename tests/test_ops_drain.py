@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pykeep import drain
 from pykeep.config.model import Config, Protocol, RealServer, VirtualServer
-from pykeep.drain import DrainSet, DrainSpecError, DrainStateError, RsSpec, VsSpec
+from pykeep.ops import drain
+from pykeep.ops.drain import DrainSet, DrainSpecError, DrainStateError, RsSpec, VsSpec
 
 IP = ipaddress.ip_address
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from pykeep import dumps
+from pykeep.ops import dumps
 from tests.test_ops_sample import T0, sample_snapshot
 
 # vrrp_json.c vrrp_json_data_dump's order for the fields every instance has.

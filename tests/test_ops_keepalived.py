@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from pykeep import config, dumps
-from pykeep.status import Snapshot, Transition, VrrpState, instance_status
+from pykeep import config
+from pykeep.ops import dumps
+from pykeep.ops.status import Snapshot, Transition, VrrpState, instance_status
 from tests.test_ops_dumps import parse_data, parse_stats
 
 pytestmark = pytest.mark.netns

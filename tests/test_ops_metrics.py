@@ -7,8 +7,8 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from pykeep import metrics
-from pykeep.status import Snapshot
+from pykeep.ops import metrics
+from pykeep.ops.status import Snapshot
 from tests.test_ops_sample import T0, sample_snapshot
 
 Sample = tuple[str, dict[str, str], float]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from pykeep.status import (
+from pykeep.ops.status import (
     CheckerStatus,
     Histogram,
     IpvsStats,
@@ -192,7 +192,7 @@ def test_status_from_config_model() -> None:
         VrrpScript,
         VrrpSyncGroup,
     )
-    from pykeep.status import instance_status, real_server_status, virtual_server_status
+    from pykeep.ops.status import instance_status, real_server_status, virtual_server_status
 
     inst = VrrpInstance(
         name="VI_1",

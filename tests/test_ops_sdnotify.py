@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pykeep.sdnotify import Notifier
+from pykeep.ops.sdnotify import Notifier
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "contrib" / "pykeep.service"

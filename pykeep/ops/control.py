@@ -30,13 +30,13 @@ from typing import Any, Protocol, cast
 import structlog
 import trio
 
-from pykeep.drain import DrainSpecError
-from pykeep.status import Snapshot, to_dict
+from pykeep.ops.drain import DrainSpecError
+from pykeep.ops.status import Snapshot, to_dict
 
 DEFAULT_SOCKET = Path("/run/pykeep/control.sock")
 MAX_LINE = 64 * 1024  # a request is a few hundred bytes; refuse to buffer more than this
 
-log = structlog.get_logger("pykeep.control")
+log = structlog.get_logger("pykeep.ops.control")
 
 
 class ControlError(Exception):

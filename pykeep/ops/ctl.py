@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from pykeep.control import DEFAULT_SOCKET, ControlUnavailable, call
+from pykeep.ops.control import DEFAULT_SOCKET, ControlUnavailable, call
 
 
 class _Parser(argparse.ArgumentParser):

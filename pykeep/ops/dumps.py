@@ -28,7 +28,7 @@ from pathlib import Path
 import structlog
 import trio
 
-from pykeep.status import (
+from pykeep.ops.status import (
     RealServerStatus,
     Snapshot,
     VirtualServerStatus,
@@ -38,7 +38,7 @@ from pykeep.status import (
     format_vip,
 )
 
-log = structlog.get_logger("pykeep.dumps")
+log = structlog.get_logger("pykeep.ops.dumps")
 
 # The keepalived release whose dumps, signals and --version output pykeep mirrors.
 KEEPALIVED_VERSION = "2.2.7"

@@ -30,12 +30,12 @@ import h11
 import structlog
 import trio
 
-from pykeep.status import Histogram, Snapshot, VrrpInstanceStatus
+from pykeep.ops.status import Histogram, Snapshot, VrrpInstanceStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-log = structlog.get_logger("pykeep.metrics")
+log = structlog.get_logger("pykeep.ops.metrics")
 
 Labels = Sequence[tuple[str, str]]
 

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from pykeep import drain, status
 from pykeep import log as pklog
 from pykeep.config.diagnostics import Severity
 from pykeep.config.model import Config
-from pykeep.control import ControlError
+from pykeep.ops import drain, status
+from pykeep.ops.control import ControlError
 
 if TYPE_CHECKING:
-    from pykeep.sdnotify import Notifier
+    from pykeep.ops.sdnotify import Notifier
     from vrrp.driver import InstanceDriver
     from vrrp.service import VrrpService
 
