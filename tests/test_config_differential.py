@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -67,6 +68,21 @@ def namespace() -> Iterator[str]:
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
 
+
+def _pykeep_extension(path: str) -> bool:
+    """A file using pykeep's own keywords (config/extensions.py): keepalived rejects them
+    as unknown, pykeep realises them with a note, so the verdicts differ on purpose."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    return any(re.search(rf"(?m)^\s*{k}\b", text) for k in _EXTENSION_WORDS)
+
+
+_EXTENSION_WORDS = (
+    "local_address_group",
+    "laddr_group_name",
+    "syn_proxy",
+    "announce_on_lo",
+    r"lb_kind\s+FNAT",
+)
 
 _PYKEEP_ALL = """
 import contextlib, io, json, sys
@@ -177,6 +193,8 @@ def test_mutated_configs_same_verdict(namespace: str, tmp_path: Path) -> None:
             continue
         if theirs < 0:  # and crashes on others
             continue
+        if theirs != ours[f] and theirs == 5 and _pykeep_extension(f):
+            continue  # pykeep's own keywords: accepted with a note, unknown to keepalived
         compared += 1
         if theirs != ours[f]:
             mismatches.append(f"{f}: keepalived {theirs}, pykeep {ours[f]}")

@@ -151,11 +151,12 @@ def test_virtual_server_needs_protocol_scheduler_and_method_like_keepalived() ->
     assert r.exit_code == 5
 
 
-def test_fnat_is_named_as_a_fork_feature() -> None:
+def test_fnat_without_a_local_address_group_is_an_error() -> None:
     r = _load(_vs("TCP_CHECK {\n }").replace("lb_kind NAT", "lb_kind FNAT"))
-    d = next(d for d in r.diagnostics if "FNAT" in d.message)
-    assert d.hint is not None and "Alibaba" in d.hint
-    assert "routing method" in d.message
+    note = next(d for d in r.diagnostics if d.message.startswith("lb_kind FNAT is realised"))
+    assert note.severity is Severity.INFO
+    d = next(d for d in r.diagnostics if "FNAT with no laddr_group_name" in d.message)
+    assert d.severity is Severity.GENERAL_ERROR and d.hint is not None
 
 
 def test_virtual_server_group_ranges_and_fwmark() -> None:
@@ -191,7 +192,7 @@ def test_vrrp_script_track_and_missing_reference() -> None:
         'vrrp_script chk {\n script "/bin/true"\n interval 2\n weight -10\n fall 3\n}\n'
         "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n"
         " virtual_ipaddress {\n 10.0.0.1\n }\n track_script {\n chk weight 5\n nope\n }\n}\n"
-        "global_defs {\n enable_script_security\n}\n"
+        "global_defs {\n enable_script_security\n script_user root\n}\n"
     )
     s = r.config.script("chk")
     assert s is not None and (s.interval, s.weight, s.fall) == (2.0, -10, 3)

@@ -13,11 +13,17 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pykeep.config import check_parser, global_parser, vrrp_parser
-from pykeep.config.diagnostics import EXIT_MISSING_PARAMETER, Diagnostic, Severity, exit_code_for
-from pykeep.config.lexer import Lexer
+from pykeep.config import check_parser, global_parser, support, vrrp_parser
+from pykeep.config.diagnostics import (
+    EXIT_MISSING_PARAMETER,
+    EXIT_NO_CONFIG,
+    Diagnostic,
+    Severity,
+    exit_code_for,
+)
+from pykeep.config.lexer import MAX_CONFIG_BYTES, Lexer, ReplayLexer
 from pykeep.config.model import Config, GlobalDefs, Loc, VrrpSyncGroup
-from pykeep.config.parser import SKIP, Abort, Keyword, Parser, State, Table
+from pykeep.config.parser import SKIP, STRUCTURE, Abort, Irregular, Keyword, Parser, State, Table
 from pykeep.config.validate import (
     InterfaceExists,
     sys_interface_exists,
@@ -40,6 +46,9 @@ class LoadResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     # keepalived stopped reading (a required parameter was missing): exit 2.
     aborted: bool = False
+    # An includer/includem/… could not read what it names: keepalived stops
+    # after the parent's read, exit 6 (main.c had_config_file_error).
+    file_error: bool = False
 
     @property
     def worst(self) -> Severity:
@@ -47,6 +56,8 @@ class LoadResult:
 
     @property
     def exit_code(self) -> int:
+        if self.file_error:
+            return EXIT_NO_CONFIG
         if self.aborted:
             return EXIT_MISSING_PARAMETER
         return exit_code_for(self.worst)
@@ -82,6 +93,9 @@ def _tables() -> tuple[Table, Table, Table, Table, Table]:
     check_parser.install(check)
     track = {k: vrrp.pop(k) for k in ("track_file", "vrrp_track_file")}
     combined = {**glob, **vrrp, **track, **check}
+    # Warnings for the keywords pykeep does not act on, and a place for every
+    # keyword keepalived knows (config/support.py); shared by all the passes.
+    support.apply(combined)
     parent = {**glob, **_skipped(vrrp), **_skipped(track), **_skipped(check)}
     checker = {**_skipped(glob), **_skipped(vrrp), **track, **check}
     vrrp_pass = {**_skipped(glob), **vrrp, **track, **_skipped(check)}
@@ -97,19 +111,13 @@ _COMMON: Table = {}
 check_parser.install_common(_COMMON, connection=True)
 _COMMON["nb_get_retry"] = _RS_TABLE["HTTP_GET"].sub["nb_get_retry"]  # type: ignore[index]
 
-# Diagnostics that mean the brace structure is off: then keepalived's passes,
-# which skip inactive sections by counting braces, can see different blocks.
-_STRUCTURE = frozenset(
-    {Severity.UNEXPECTED_BOB, Severity.UNEXPECTED_EOB, Severity.MISSING_BOB, Severity.MISSING_EOB}
-)
-
 
 def _irregular(parser: Parser) -> bool:
     """Could keepalived's three passes disagree with our single one on this file?"""
     return (
         parser.brace_mismatch
         or parser.lex.saw_escape
-        or any(d.severity in _STRUCTURE for d in parser.diagnostics)
+        or any(d.severity in STRUCTURE for d in parser.diagnostics)
     )
 
 
@@ -117,8 +125,10 @@ def _plugin_hook(p: Parser, word: str) -> Keyword | None:
     return check_parser.plugin_keyword(p, word, _COMMON)
 
 
-def _parser(make_lexer: Callable[[bool], Lexer], table: Table) -> Parser:
-    lexer = make_lexer(table is _PARENT)
+def _parser(
+    make_lexer: Callable[[bool], Lexer], table: Table, replay: Lexer | None = None
+) -> Parser:
+    lexer = make_lexer(table is _PARENT) if replay is None else ReplayLexer(replay)
     parser = Parser(lexer, table)
     lexer._report = parser.report  # the lexer reports into the same list
     parser.plugin_table = _RS_TABLE
@@ -146,19 +156,39 @@ def _run(make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExists)
 def _run_all(make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExists) -> LoadResult:
     """One pass over all sections; keepalived's three passes when the braces are off."""
     parser = _parser(make_lexer, _ROOT)
+    parser.bail_on_structure = True  # a hostile file costs three passes, not four
     try:
         parser.run()
+    except Irregular:
+        return _run_passes(make_lexer, interface_exists)
     except Abort:
         if not _irregular(parser):
-            return LoadResult(Config(files=tuple(parser.lex.files)), parser.diagnostics, True)
+            parser.summarize()
+            return LoadResult(
+                Config(files=tuple(parser.lex.files)),
+                parser.diagnostics,
+                True,
+                parser.lex.file_error,
+            )
         return _run_passes(make_lexer, interface_exists)
     except RecursionError:
         parser.report(parser.lex.loc, Severity.FATAL, "configuration nested too deeply")
-        return LoadResult(Config(files=tuple(parser.lex.files)), parser.diagnostics)
+        parser.summarize()
+        return LoadResult(
+            Config(files=tuple(parser.lex.files)),
+            parser.diagnostics,
+            file_error=parser.lex.file_error,
+        )
+    parser.bail_on_structure = False
     if _irregular(parser):
         return _run_passes(make_lexer, interface_exists)
     validate(parser, interface_exists)
-    return LoadResult(_freeze(parser.state, parser.lex.files), parser.diagnostics)
+    parser.summarize()
+    return LoadResult(
+        _freeze(parser.state, parser.lex.files),
+        parser.diagnostics,
+        file_error=parser.lex.file_error,
+    )
 
 
 def _run_passes(
@@ -170,13 +200,19 @@ def _run_passes(
     states: list[State] = []
     files: list[str] = []
     aborted = False
+    file_error = False
+    lexed: Lexer | None = None  # the checker pass's lexer, when its lines can be replayed
     for table in (_PARENT, _CHECKER, _VRRP):
-        parser = _parser(make_lexer, table)
+        parser = _parser(make_lexer, table, lexed if table is _VRRP else None)
+        if table is _CHECKER:
+            parser.lex.record = []
         if states:
             # The children inherit global_defs from the parent (main.c).
             parser.state.global_defs = states[0].global_defs
         try:
             parser.run()
+            if table is _CHECKER and parser.lex.record is not None:
+                lexed = parser.lex  # read to the end: the VRRP pass sees the same lines
             if table is _PARENT:
                 validate_global(parser)
             elif table is _CHECKER:
@@ -187,6 +223,7 @@ def _run_passes(
             aborted = True
         except RecursionError:
             parser.report(parser.lex.loc, Severity.FATAL, "configuration nested too deeply")
+        parser.summarize()
         for d in parser.diagnostics:
             key = (d.loc, d.message)
             if key not in seen:
@@ -194,15 +231,16 @@ def _run_passes(
                 diagnostics.append(d)
         states.append(parser.state)
         files = parser.lex.files
+        file_error = file_error or parser.lex.file_error
         if aborted:
-            return LoadResult(Config(files=tuple(files)), diagnostics, True)
+            return LoadResult(Config(files=tuple(files)), diagnostics, True, file_error)
     parent, checker, vrrp = states
     merged = vrrp
     merged.global_defs = parent.global_defs
     merged.accepted = parent.accepted
     merged.virtual_server_groups = checker.virtual_server_groups
     merged.virtual_servers = checker.virtual_servers
-    return LoadResult(_freeze(merged, files), diagnostics)
+    return LoadResult(_freeze(merged, files), diagnostics, file_error=file_error)
 
 
 def _freeze(st: State, files: list[str]) -> Config:
@@ -217,6 +255,8 @@ def _freeze(st: State, files: list[str]) -> Config:
         static_rules=tuple(st.static_rules),
         vrrp_scripts=tuple(st.vrrp_scripts),
         vrrp_track_files=tuple(st.vrrp_track_files),
+        vrrp_track_processes=tuple(st.vrrp_track_processes),
+        bfd_instances=tuple(st.bfd_instances),
         vrrp_sync_groups=tuple(groups),
         vrrp_instances=tuple(st.vrrp_instances),
         virtual_server_groups=tuple(st.virtual_server_groups),
@@ -234,9 +274,13 @@ def load_text(
     """Parse ``text`` as if it were file ``name`` (includes are resolved on disk)."""
     cid = config_id if config_id is not None else default_config_id()
 
+    first: list[Lexer] = []  # the first pass's lexer lends its lines to the others
+
     def make_lexer(literal_escapes: bool = False) -> Lexer:
         lexer = Lexer(lambda *_a: None, cid, literal_escapes=literal_escapes)
-        lexer.open_text(name, text)
+        lexer.open_text(name, text, first[0] if first else None)
+        if not first:
+            first.append(lexer)
         return lexer
 
     return _run(make_lexer, interface_exists or sys_interface_exists)
@@ -275,8 +319,8 @@ def load(
         )
         return LoadResult(Config(), [diag])
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1) if st.st_size <= MAX_CONFIG_BYTES else b""
     except OSError as exc:
         diag = Diagnostic(
             Loc(path, 0),
@@ -285,4 +329,12 @@ def load(
             "make the file readable by the user running pykeep",
         )
         return LoadResult(Config(), [diag])
-    return load_text(text, path, config_id, interface_exists)
+    if len(data) > MAX_CONFIG_BYTES or st.st_size > MAX_CONFIG_BYTES:
+        diag = Diagnostic(
+            Loc(path, 0),
+            Severity.FATAL,
+            f"configuration file {path} is over {MAX_CONFIG_BYTES // (1024 * 1024)} MB - not read",
+            "split out what is generated, or check that -f names the right file",
+        )
+        return LoadResult(Config(), [diag])
+    return load_text(data.decode("utf-8", "surrogateescape"), path, config_id, interface_exists)

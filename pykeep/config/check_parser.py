@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import replace
 
+from pykeep.config import extensions
 from pykeep.config.diagnostics import Severity
 from pykeep.config.lexer import Line
 from pykeep.config.model import (
@@ -218,9 +220,51 @@ def _vs_int(key: str, lo: int, hi: int) -> Any:
     return handler
 
 
+def _quorum(p: Parser, line: Line) -> None:
+    """check_parser.c quorum_handler: a bad quorum is reported, then set to 1."""
+    v = p.int_arg(line, 1, 2**32 - 1)
+    if v is None and len(line.words) > 1:
+        p.error(
+            f"Quorum {line.words[1]} must be in [1, 4294967295]. Setting to 1.",
+            "quorum counts real servers' weights; 1 is the smallest",
+        )
+        v = 1
+    if v is not None:
+        _rs_or_vs(p)["quorum"] = v
+
+
+_TRUE_FALSE = frozenset({"true", "false", "on", "off", "yes", "no"})
+
+
+def _strict_flag(p: Parser, line: Line, message: str) -> bool | None:
+    """A flag whose handler fails the config test on a value other than true/false.
+
+    keepalived's checker flags (check_api.c, check_parser.c ``*_handler`` with
+    ``check_true_false``) report "Invalid … parameter" and leave the setting as
+    it was; a few virtual_server flags ignore the value instead (``p.flag``).
+    """
+    if len(line.words) > 1 and line.words[1].lower() not in _TRUE_FALSE:
+        p.error(message.format(v=line.words[1]), "use true/false (or the bare keyword)")
+        return None
+    return p.flag(line)
+
+
+# The real_server / virtual_server flags keepalived checks, and its sentence for each.
+_RS_FLAG_ERRORS = {
+    "inhibit_on_failure": "Invalid inhibit_on_failure parameter {v}",
+    "smtp_alert": "Invalid real_server smtp_alert parameter {v}",
+    "alpha": "Invalid alpha parameter {v}",
+}
+_VS_FLAG_ERRORS = {"smtp_alert": "Invalid virtual_server smtp_alert parameter {v}"}
+
+
 def _vs_flag(key: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
-        _rs_or_vs(p)[key] = p.flag(line)
+        in_rs = p.state.cur.get("rs") is not None
+        message = (_RS_FLAG_ERRORS if in_rs else _VS_FLAG_ERRORS).get(key)
+        v = _strict_flag(p, line, message) if message else p.flag(line)
+        if v is not None:
+            _rs_or_vs(p)[key] = v
 
     return handler
 
@@ -259,10 +303,24 @@ def _lb_algo(p: Parser, line: Line) -> None:
 
 def _lb_flag(p: Parser, line: Line) -> None:
     d = _d(p)
-    if line.words[0] == "ops":
+    flag = line.words[0]
+    if flag == "ops":
         d["ops"] = True
-    else:
-        d.setdefault("sched_flags", []).append(line.words[0])
+        return
+    # check_parser.c lbflags_handler: the scheduler set so far decides; keepalived's
+    # sentence says "sh" for the mh flags too.
+    need = None
+    if flag in ("hashed", "sh-port", "sh-fallback"):
+        need = "sh"
+    elif flag in ("mh-port", "mh-fallback"):
+        need = "mh"
+    if need is not None and d.get("lb_algo") != need:
+        p.error(
+            f"{flag} only applies to sh scheduler - ignoring",
+            f"set 'lb_algo {need}' before {flag}, or remove it",
+        )
+        return
+    d.setdefault("sched_flags", []).append(flag)
 
 
 def _forwarding(p: Parser, line: Line) -> tuple[LbKind | None, Tunnel | None]:
@@ -293,8 +351,8 @@ def _forwarding(p: Parser, line: Line) -> tuple[LbKind | None, Tunnel | None]:
         return LbKind(v), tunnel
     if v == "FNAT":
         hint = (
-            "lb_kind FNAT (FULLNAT) exists only in the Alibaba FULLNAT IPVS fork, not in "
-            "mainline IPVS/keepalived; use lb_kind NAT (or DR/TUN)"
+            "lb_kind FNAT (FULLNAT) is realised by pykeep for a whole virtual_server "
+            "(with laddr_group_name), not per real_server; use lb_kind NAT, DR or TUN here"
         )
     else:
         hint = "write lb_kind NAT, DR or TUN"
@@ -415,7 +473,7 @@ def _ssvr(p: Parser, line: Line) -> None:
 
 
 def _alpha(p: Parser, line: Line) -> None:
-    _rs_or_vs(p)["alpha"] = p.flag(line)
+    _vs_flag("alpha")(p, line)
 
 
 def _omega(p: Parser, line: Line) -> None:
@@ -552,9 +610,12 @@ def _co_port(key: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
         v = p.arg(line)
         if v is not None:
-            n = _port(p, v, line)
-            if n is not None:
-                _common(p)[key] = n
+            # check_api.c co_port_handler / bind_port_handler: 1..65535.
+            n = p.to_int(v, 1, 65535, line, key)
+            if n is None:
+                p.error(f"Invalid checker {key} '{v}'", f"{key} takes 1..65535")
+                return
+            _common(p)[key] = n
 
     return handler
 
@@ -588,7 +649,9 @@ def _co_str(key: str) -> Any:
 
 def _co_flag(key: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
-        _common(p)[key] = p.flag(line)
+        v = _strict_flag(p, line, f"Invalid {key} parameter {{v}}")
+        if v is not None:
+            _common(p)[key] = v
 
     return handler
 
@@ -630,7 +693,9 @@ def _ck_set(key: str, conv: str = "str") -> Any:
     def handler(p: Parser, line: Line) -> None:
         c = _ck(p)
         if conv == "flag":
-            c[key] = p.flag(line)
+            flag = _strict_flag(p, line, f"Invalid {key} parameter {{v}}")
+            if flag is not None:
+                c[key] = flag
             return
         v = p.opt_arg(line, _MISSING[key]) if key in _MISSING else p.arg(line)
         if v is not None:
@@ -721,9 +786,9 @@ def _url_end(p: Parser) -> None:
         return
     if "path" not in u:
         p.report(
-            u["loc"],
+            p.close_loc() or u["loc"],  # at the url's '}' (check_http.c url_check)
             Severity.GENERAL_ERROR,
-            "Path not set for url - ignoring",
+            "HTTP/SSL_GET checker url has no path - ignoring",
             "add 'path /…' to the url block",
         )
         return
@@ -860,23 +925,33 @@ def _checker_end(p: Parser) -> None:
     if c is None:
         return
     keyword = c.pop("keyword")
-    common = _new_common(**c.pop("_common"))
+    raw_common = c.pop("_common")
+    common = _new_common(**raw_common)
     loc = c.pop("_loc")
+    hosts = c.get("_hosts") if keyword == "SMTP_CHECK" else None
     if c:  # sub-block builders left over: not fields
         c.pop("_hosts", None)
         c.pop("_url", None)
         c.pop("_host", None)
     if keyword == "MISC_CHECK" and "misc_path" not in c:
         p.report(
-            loc,
+            p.close_loc() or loc,  # at the '}' (check_misc.c misc_end_handler)
             Severity.GENERAL_ERROR,
-            "Misc check with no script specified - ignoring",
+            "No script path has been specified for MISC_CHECKER - skipping",
             "add 'misc_path \"/path/to/check\"'",
         )
         return
+    if keyword == "MISC_CHECK":
+        from pykeep.config.script_user import misc_user_kept
+
+        sc = c["misc_path"]
+        if "user" in c:
+            sc = type(sc)(sc.argv, c["user"], c.get("group"), sc.loc)
+        if not misc_user_kept(p, sc, "user" in c):
+            return
     if keyword == "FILE_CHECK" and "track_file" not in c:
         p.report(
-            loc,
+            p.close_loc() or loc,  # at the '}' (check_file.c file_end_handler)
             Severity.GENERAL_ERROR,
             "FILE_CHECK has no track_file specified - ignoring",
             "add 'track_file NAME'",
@@ -896,7 +971,45 @@ def _checker_end(p: Parser) -> None:
             fields["keyword"] = keyword
         obj = cls(common=common, **fields)
     if rs is not None:
-        rs["checkers"].append(obj)
+        if hosts:
+            rs["checkers"].extend(_smtp_host_checkers(obj, raw_common, hosts))
+        else:
+            rs["checkers"].append(obj)
+
+
+_CONNECTION = frozenset(
+    {"connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "connect_timeout", "fwmark"}
+)
+
+
+def _smtp_host_checkers(
+    obj: Any, raw_common: dict[str, Any], hosts: list[dict[str, Any]]
+) -> list[Any]:
+    """SMTP_CHECK ``host { … }`` blocks become checkers of their own.
+
+    check_smtp.c ``smtp_check_end_handler`` (WITH_HOST_ENTRIES, still built
+    in 2.2.7): each host is one more SMTP checker with the host's connection
+    options (the real server's address by default) and the checker's other
+    settings.  The checker's own connection options count only if some were
+    given; otherwise the first host takes the checker's place.  Options other
+    than connection ones written inside a host set the checker's, as there.
+    """
+    shared = {k: v for k, v in raw_common.items() if k not in _CONNECTION}
+    for h in hosts:
+        shared.update({k: v for k, v in h.items() if k not in _CONNECTION and k != "loc"})
+    made = [
+        replace(
+            obj,
+            common=_new_common(
+                **{**shared, **{k: v for k, v in h.items() if k in _CONNECTION}, "loc": h["loc"]}
+            ),
+        )
+        for h in hosts
+    ]
+    own = {k: v for k, v in raw_common.items() if k in _CONNECTION}
+    if own:
+        made.insert(0, replace(obj, common=_new_common(**{**shared, **own})))
+    return made
 
 
 # -- plugin checkers --------------------------------------------------------------
@@ -963,11 +1076,51 @@ def plugin_keyword(p: Parser, word: str, common_table: Table) -> Keyword | None:
     return Keyword(start, sub, end)
 
 
+#: IP_VS_PENAME_MAXLEN: the engine name's buffer, with its terminating NUL.
+_PENAME_MAX = 16
+
+
+def _pengine(p: Parser, line: Line) -> None:
+    """check_parser.c ``pengine_handler``: a name too long is reported and truncated."""
+    v = p.arg(line)
+    if v is None:
+        return
+    if len(v) > _PENAME_MAX - 1:
+        p.error(
+            f"persistence_name too long, truncating - {v}",
+            f"IPVS persistence engine names have at most {_PENAME_MAX - 1} characters",
+        )
+        v = v[: _PENAME_MAX - 1]
+    _d(p)["persistence_engine"] = v
+
+
+def _ssl_block(p: Parser, line: Line) -> None:
+    """``SSL { … }`` itself holds nothing: its four keywords set the client context."""
+
+
+def _ssl_file(key: str) -> Any:
+    """check_parser.c ``sslpass_handler`` / ``sslca_handler`` / ``sslcert_handler`` /
+    ``sslkey_handler``: a later line replaces an earlier one."""
+
+    # keepalived names the ca keyword "cafile" in its messages.
+    name = "cafile" if key == "ca" else key
+
+    def handler(p: Parser, line: Line) -> None:
+        v = p.opt_arg(line, f"SSL {name} missing", f"give {key} a value")
+        if v is None:
+            return
+        if f"ssl_{key}" in p.state.global_defs:
+            p.error(f"SSL {name} already specified - replacing", f"keep one {key} line")
+        p.state.global_defs[f"ssl_{key}"] = v
+
+    return handler
+
+
 def install(root: Table) -> None:
     """check_parser.c init_check_keywords and the checkers' install functions."""
-    ssl = block(root, "SSL", generic)
+    ssl = block(root, "SSL", _ssl_block)
     for n in ("password", "ca", "certificate", "key"):
-        kw(ssl, n, generic)
+        kw(ssl, n, _ssl_file(n))
     kw(root, "virtual_server_group", _vsg)
     vs = block(root, "virtual_server", _vs, _vs_end)
     kw(vs, "ip_family", _ip_family)
@@ -993,7 +1146,7 @@ def install(root: Table) -> None:
         kw(vs, n, _lb_flag)
     kw(vs, "lb_kind", _vs_forwarding)
     kw(vs, "lvs_method", _vs_forwarding)
-    kw(vs, "persistence_engine", generic)
+    kw(vs, "persistence_engine", _pengine)
     kw(vs, "persistence_timeout", _pto)
     kw(vs, "persistence_granularity", _pgr)
     kw(vs, "protocol", _proto)
@@ -1005,7 +1158,7 @@ def install(root: Table) -> None:
     kw(vs, "omega", _omega)
     kw(vs, "quorum_up", _quorum_script("quorum_up"))
     kw(vs, "quorum_down", _quorum_script("quorum_down"))
-    kw(vs, "quorum", _vs_int("quorum", 1, 2**32 - 1))
+    kw(vs, "quorum", _quorum)
     kw(vs, "hysteresis", _vs_int("hysteresis", 0, 2**32 - 1))
     kw(vs, "weight", generic)
     kw(vs, "sorry_server", _ssvr)
@@ -1084,3 +1237,5 @@ def install(root: Table) -> None:
 
     bfd = block(rs, "BFD_CHECK", _checker("BFD_CHECK"), _checker_end)
     kw(bfd, "weight", generic)
+    # pykeep's FULLNAT, SYN proxy and cluster-mode keywords (config/extensions.py).
+    extensions.install(root, vs)

@@ -43,6 +43,8 @@ EXIT_MISSING_PARAMETER = 2  # KEEPALIVED_EXIT_CONFIG: parser.c null_strvec exits
 EXIT_CONFIG = 4
 EXIT_CONFIG_TEST = 5
 EXIT_CONFIG_TEST_SECURITY = 6
+# KEEPALIVED_EXIT_NO_CONFIG: an includer-style include failed (main.c had_config_file_error).
+EXIT_NO_CONFIG = 6
 
 
 def exit_code_for(worst: Severity) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
+from pykeep.config import values
 from pykeep.config.lexer import Line
 from pykeep.config.model import LvsSyncDaemon, LvsTimeouts
-from pykeep.config.parser import Parser, Table, block, generic, kw
+from pykeep.config.parser import Handler, Parser, Table, block, generic, kw
 
 # Keywords keepalived 2.2.7 knows in global_defs that pykeep records without acting on.
 _ACCEPTED = [
@@ -16,13 +17,8 @@ _ACCEPTED = [
     "checker_process_name",
     "lvs_process_name",
     "bfd_process_name",
-    "smtp_helo_name",
-    "smtp_alert",
-    "startup_script_timeout",
-    "shutdown_script_timeout",
     "max_auto_priority",
     "min_auto_priority_delay",
-    "smtp_alert_vrrp",
     "smtp_alert_checker",
     "no_email_faults",
     "default_interface",
@@ -35,8 +31,6 @@ _ACCEPTED = [
     "vrrp_higher_prio_send_advert",
     "vrrp_iptables",
     "vrrp_ipsets",
-    "nftables",
-    "nftables_priority",
     "nftables_ifindex",
     "nftables_ipvs",
     "nftables_ipvs_priority",
@@ -48,8 +42,6 @@ _ACCEPTED = [
     "vrrp_cpu_affinity",
     "vrrp_rlimit_rttime",
     "vrrp_rlimit_rtime",
-    "notify_fifo_script",
-    "vrrp_notify_fifo_script",
     "vrrp_notify_priority_changes",
     "fifo_write_vrrp_states_on_reload",
     "lvs_notify_fifo_script",
@@ -103,13 +95,10 @@ _ACCEPTED = [
     "config_save_dir",
     "tmp_config_directory",
     "data_use_instance",
-    "net_namespace",
-    "net_namespace_ipvs",
-    "namespace_with_ipsets",
-    "instance",
-    "use_pid_dir",
-    "linkbeat_use_polling",
 ]
+# net_namespace, instance, use_pid_dir … are top-level keywords: inside
+# global_defs keepalived 2.2.7 reports them as unknown (global_parser.c
+# init_global_keywords installs them with install_keyword_root).
 
 _MAX_TIMER = 4294.967295
 
@@ -144,8 +133,34 @@ def _str_key(key: str) -> object:
     return handler
 
 
+# Flags whose handler fails the test on other words (global_parser.c), with the
+# words each also takes and keepalived's sentence for anything else.
+_FLAG_ERRORS: dict[str, tuple[frozenset[str], str]] = {
+    "checker_log_all_failures": (
+        frozenset(),
+        "Invalid value for checker_log_all_failures specified",
+    ),
+    "dynamic_interfaces": (
+        frozenset({"allow_if_changes"}),
+        "Unknown dynamic_interfaces option '{v}'",
+    ),
+    "lvs_flush_on_stop": (frozenset({"vs", "VS"}), "Unknown lvs_flush_on_stop type {v}"),
+}
+_TRUE_FALSE = frozenset({"true", "false", "on", "off", "yes", "no"})
+
+
 def _flag_key(key: str) -> object:
+    words, message = _FLAG_ERRORS.get(key, (frozenset(), ""))
+
     def handler(p: Parser, line: Line) -> None:
+        if message and len(line.words) > 1:
+            v = line.words[1]
+            if v.lower() not in _TRUE_FALSE and v not in words:
+                p.error(message.format(v=v), "use the bare keyword, or true/false")
+                return
+            if v in words:
+                _g(p)[key] = True
+                return
         _g(p)[key] = p.flag(line)
 
     return handler
@@ -162,7 +177,27 @@ def _smtp_server(p: Parser, line: Line) -> None:
             p.error(f"Invalid smtp server {v} {port}", "write: smtp_server HOST [PORT]")
             return
         host = f"{v} {port}"
+    if not _host_like(v):
+        # global_parser.c smtp_server_handler: keepalived resolves the name and
+        # reports what it could not (the port defaults to 25 in its message).
+        port = line.words[2] if len(line.words) > 2 else "25"
+        p.error(f"Invalid smtp server {v} {port}", "write: smtp_server ADDRESS|HOSTNAME [PORT]")
+        return
     _g(p)["smtp_server"] = host
+
+
+def _host_like(v: str) -> bool:
+    """An address, or a name that could resolve (the parser does no lookups)."""
+    try:
+        ipaddress.ip_address(v)
+        return True
+    except ValueError:
+        pass
+    labels = v.rstrip(".").split(".")
+    return len(v) <= 253 and all(
+        0 < len(x) <= 63 and x.replace("-", "").replace("_", "").isalnum() and x.isascii()
+        for x in labels
+    )
 
 
 def _smtp_timeout(p: Parser, line: Line) -> None:
@@ -240,11 +275,59 @@ def _fifo(key: str) -> object:
     return handler
 
 
+def _nftables(p: Parser, line: Line) -> None:
+    # global_parser.c vrrp_nftables_handler: the name defaults to "keepalived"
+    g = _g(p)
+    if "nftables" in g:
+        p.error("nftables already specified - ignoring")
+        return
+    name = line.words[1] if len(line.words) > 1 else "keepalived"
+    if len(name) >= 256:
+        p.error("nftables table name too long - ignoring")
+        return
+    g["nftables"] = name
+
+
+def _nftables_priority(p: Parser, line: Line) -> None:
+    word = line.words[1] if len(line.words) > 1 else ""
+    try:
+        value = int(word)
+    except ValueError:
+        value = None
+    if value is None or not -(2**31) <= value < 2**31:
+        p.error(f"invalid nftables chain priority '{word}'")
+        return
+    _g(p)["nftables_priority"] = value
+
+
+def _fifo_script(key: str) -> object:
+    def handler(p: Parser, line: Line) -> None:
+        # global_parser.c notify_fifo_script: the FIFO's name is appended at start-up
+        sc = p.script(line, key, f"No {key[:-18]}notify_fifo_script specified")
+        if sc is not None:
+            _g(p)[key] = sc
+
+    return handler
+
+
+def _script_timeout(kind: str) -> object:
+    def handler(p: Parser, line: Line) -> None:
+        # global_parser.c startup_shutdown_script_timeout_handler: whole seconds, 1..1000
+        v = p.int_arg(line, 1, 1000)
+        if v is None:
+            word = line.words[1] if len(line.words) > 1 else ""
+            p.error(f"{kind}_script_timeout '{word}' must be in [1, 1000] - ignoring")
+            return
+        _g(p)[f"{kind}_script_timeout"] = float(v)
+
+    return handler
+
+
 def _start_stop(key: str) -> object:
     def handler(p: Parser, line: Line) -> None:
         sc = p.script(line, key, f"{key} script missing")
         if sc is not None:
-            p.accept(line)
+            _g(p)[key] = sc
 
     return handler
 
@@ -304,18 +387,39 @@ def _lvs_sync_daemon(p: Parser, line: Line) -> None:
     p.state.interface_refs.append((w[1], line.loc, "lvs_sync_daemon"))
 
 
+def _once(key: str, what: str) -> Handler:
+    """net_namespace / instance: the first one counts (global_parser.c
+    ``net_namespace_handler`` / ``instance_handler``); both imply use_pid_dir."""
+
+    def handler(p: Parser, line: Line) -> None:
+        name = p.opt_arg(line, f"{what} name missing - ignoring")
+        if name is None:
+            return
+        if _g(p).get(key) is not None:
+            p.error(f"Duplicate {what} definition {name} - ignoring", f"remove one '{what}' line")
+            return
+        _g(p)[key] = name
+        _g(p)["use_pid_dir"] = True
+
+    return handler
+
+
+def _use_pid_dir(p: Parser, line: Line) -> None:
+    _g(p)["use_pid_dir"] = True
+
+
 def install(root: Table) -> None:
     """global_defs and the root-level process keywords (global_parser.c init_global_keywords)."""
     for name in (
         "linkbeat_use_polling",
-        "net_namespace",
         "net_namespace_ipvs",
         "namespace_with_ipsets",
-        "use_pid_dir",
-        "instance",
         "child_wait_time",
     ):
         kw(root, name, generic)
+    kw(root, "net_namespace", _once("net_namespace", "net_namespace"))
+    kw(root, "instance", _once("instance", "instance"))
+    kw(root, "use_pid_dir", _use_pid_dir)
     g = block(root, "global_defs", None)
     for name in _ACCEPTED:
         kw(g, name, generic)
@@ -344,6 +448,15 @@ def install(root: Table) -> None:
         "vrrp_strict": _flag_key("vrrp_strict"),
         "vrrp_check_unicast_src": _flag_key("vrrp_check_unicast_src"),
         "notify_fifo": _fifo("notify_fifo"),
+        "notify_fifo_script": _fifo_script("notify_fifo_script"),
+        "vrrp_notify_fifo_script": _fifo_script("vrrp_notify_fifo_script"),
+        "startup_script_timeout": _script_timeout("startup"),
+        "shutdown_script_timeout": _script_timeout("shutdown"),
+        "smtp_alert": _flag_key("smtp_alert"),
+        "smtp_alert_vrrp": _flag_key("smtp_alert_vrrp"),
+        "smtp_helo_name": _str_key("smtp_helo_name"),
+        "nftables": _nftables,
+        "nftables_priority": _nftables_priority,
         "vrrp_notify_fifo": _fifo("vrrp_notify_fifo"),
         "lvs_notify_fifo": _fifo("lvs_notify_fifo"),
         "lvs_timeouts": _lvs_timeouts,
@@ -358,3 +471,5 @@ def install(root: Table) -> None:
     }
     for name, h in handlers.items():
         kw(g, name, h)  # type: ignore[arg-type]
+    # Values keepalived judges, whether or not pykeep acts on the keyword.
+    values.guard("global_defs", g)

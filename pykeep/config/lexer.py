@@ -7,6 +7,13 @@ definitions (multi-line with a trailing ``\\``), ``$NAME``/``${NAME}``
 substitution, ``~SEQ``/``~LST`` line generators, and splitting a line at the
 first ``{``/``}`` outside quotes so that braces may touch words.
 
+Physical lines are what keepalived's ``fgets`` into a 1024-byte buffer gives:
+text after a NUL is dropped, a line of 1023 bytes or more is read in pieces,
+trailing CR/LF are stripped and a bare CR elsewhere is a blank between
+words (``_fgets_lines``).  An include reads only regular non-executable files
+(parser.c check_glob_file), and all files together stay under
+``MAX_CONFIG_BYTES`` and ``MAX_CONFIG_FILES``.
+
 The lexer is pull-driven (``next_line``) because keepalived's value blocks
 (``virtual_ipaddress { … }``) read raw lines themselves; the parser needs the
 same interleaving to reproduce keepalived's diagnostics exactly.
@@ -16,9 +23,9 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
 from pykeep.config.diagnostics import Severity
@@ -47,9 +54,30 @@ _SLOW_MARKS = (
     "\x1e",
     "\x1f",
 )
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# A rare pattern stays a string: re compiles it on first use, not at start-up.
+_NON_ASCII = r"[^\x00-\x7f]"
+_COMMENT_MARKS = re.compile(r'[!#"\\]')
+_BRACE_OR_QUOTE = re.compile(r'[{}"]')
+# keepalived splits words on C's white space, " \t\f\n\r\v" (parser.c
+# WHITE_SPACE_STR); str.split() also splits on _PY_ONLY_SPACE, which keepalived
+# keeps inside a word.
+_C_SPACE = " \t\f\n\r\v"
+_C_WORD = re.compile(r"[^ \t\f\n\r\v]+")
+_PY_ONLY_SPACE = re.compile("[\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _new_loc = maker(Loc)
 _MAX_INCLUDE_DEPTH = 64
+# Ceilings keepalived does not have: it streams its files, we hold them in
+# memory, so a runaway include (a huge file, a glob over a big tree) must end
+# in a clear error instead of exhausting memory.  Both are far beyond any real
+# configuration (a 2.5-million-address file is about 60 MB).
+MAX_CONFIG_BYTES = 256 * 1024 * 1024
+MAX_CONFIG_FILES = 10_000
+# parser.c read_line reads with fgets(buf, MAXBUF): at most 1023 bytes, and
+# then stops at the first NUL (strlen).  A longer line is read as several.
+_FGETS_BYTES = 1023
+# Lines a recording lexer keeps for a replay (ReplayLexer); past this the
+# replay is given up and the next pass lexes again, to bound the memory.
+_RECORD_MAX = 1_000_000
 # Lines lexed ahead at a time: enough to amortise the call, few enough that
 # the objects are recycled rather than piling up for the whole file.
 _FILL_LINES = 256
@@ -95,54 +123,66 @@ def decomment(text: str, literal_escapes: bool = False) -> tuple[str, bool, bool
     keepalived keeps it) and whether a double quote was left open.  An escaped
     ``\\#``/``\\!`` outside quotes ends the line as keepalived 2.2.7 really
     does (see below); ``$_HASH``/``$_BANG`` or double quotes give a literal one.
+    The scan jumps from one of ``!#"\\`` to the next, so that a long line
+    costs one regex search per mark, not a Python step per character.
     """
     s = text.lstrip(_WS)
     if "!" not in s and "#" not in s and '"' not in s and "\\" not in s:
         return s.rstrip(_WS), False, False
+    search = _COMMENT_MARKS.search
     out: list[str] = []
     quote = False
-    cont = False
-    skip = False  # inside a comment: keepalived still looks for a final '\'
-    i = 0
     n = len(s)
-    while i < n:
+    last = 0  # start of the text not yet copied to out
+    pos = 0
+    comment = -1  # where a comment starts: keepalived still looks for a final '\'
+    while True:
+        m = search(s, pos)
+        if m is None:
+            break
+        i = m.start()
         c = s[i]
         if c == '"':
-            if not skip:
-                quote = not quote
-                out.append(c)
-            i += 1
+            quote = not quote
+            pos = i + 1
             continue
         if c == "\\":
-            if i + 1 < n:
-                nxt = s[i + 1]
-                if not skip:
-                    if not quote and nxt in "#!":
-                        # keepalived 2.2.7's parent strips the escape and writes
-                        # the line to its config copy; the checker and VRRP
-                        # processes re-read that copy (parser.c read_line,
-                        # write_conf_copy), where the bare '#'/'!' starts a comment.
-                        if literal_escapes:
-                            out.append(nxt)
-                        else:
-                            skip = True
-                    else:
-                        out.append(c)
-                        out.append(nxt)
-                i += 2
-                continue
-            # A trailing '\' continues the line even after a comment (parser.c).
+            if i + 1 >= n:
+                out.append(s[last:i])
+                last = n
+                return "".join(out).rstrip(_WS) + "\\", True, quote
+            if not quote and s[i + 1] in "#!":
+                # keepalived 2.2.7's parent strips the escape and writes
+                # the line to its config copy; the checker and VRRP
+                # processes re-read that copy (parser.c read_line,
+                # write_conf_copy), where the bare '#'/'!' starts a comment.
+                out.append(s[last:i])
+                if literal_escapes:
+                    out.append(s[i + 1])
+                    last = pos = i + 2
+                    continue
+                comment = i
+                break
+            pos = i + 2
+            continue
+        if not quote:  # '!' or '#'
+            out.append(s[last:i])
+            comment = i
+            break
+        pos = i + 1
+    if comment < 0:
+        out.append(s[last:])
+        return "".join(out).rstrip(_WS), False, quote
+    # Inside the comment only a trailing, unescaped '\' still matters (parser.c).
+    j = s.find("\\", comment)
+    cont = False
+    while j >= 0:
+        if j + 1 >= n:
             cont = True
             break
-        if not quote and not skip and c in "!#":
-            skip = True
-        elif not skip:
-            out.append(c)
-        i += 1
+        j = s.find("\\", j + 2)
     result = "".join(out).rstrip(_WS)
-    if cont:
-        result += "\\"
-    return result, cont, quote
+    return (result + "\\" if cont else result), cont, quote
 
 
 def split_words(text: str) -> tuple[list[str], bool]:
@@ -151,7 +191,9 @@ def split_words(text: str) -> tuple[list[str], bool]:
     Returns the words and False when a quote was unmatched (keepalived stops there).
     """
     if '"' not in text:
-        return text.split(), True
+        if _PY_ONLY_SPACE.search(text) is None:
+            return text.split(), True
+        return _C_WORD.findall(text), True
     words: list[str] = []
     i = 0
     n = len(text)
@@ -185,7 +227,7 @@ def split_quoted_escaped(src: str) -> list[str] | None:
     i = 0
     n = len(src)
     while i < n:
-        while i < n and src[i] in _WS:
+        while i < n and src[i] in _C_SPACE:
             i += 1
         if i >= n:
             break
@@ -231,7 +273,7 @@ def split_quoted_escaped(src: str) -> list[str] | None:
                 quote = c
                 i += 1
                 continue
-            if c in _WS:
+            if c in _C_SPACE:
                 break
             buf.append(c)
             i += 1
@@ -289,25 +331,49 @@ def expand_braces(pattern: str) -> list[str]:
     return [pattern]
 
 
-@dataclass(slots=True)
 class _Definition:
-    value: str
-    multiline: bool = False
+    """A ``$NAME=value`` definition (a plain class: cheaper to build at start-up)."""
+
+    __slots__ = ("multiline", "value")
+
+    def __init__(self, value: str, multiline: bool = False) -> None:
+        self.value = value
+        self.multiline = multiline
 
 
 class _Source:
-    """One open file: its physical lines and where we are in them."""
+    """One open file: its physical lines and where we are in them.
 
-    __slots__ = ("_slow", "_slow_i", "_text", "dir", "lines", "name", "pos")
+    ``linenos`` is None for an ordinary file (line ``i`` is number ``i + 1``);
+    a file with NUL bytes or over-long lines is cut the way keepalived's
+    ``fgets`` cuts it (``_fgets_lines``), and then carries its own numbers.
+    """
 
-    def __init__(self, name: str, text: str) -> None:
+    __slots__ = ("_slow", "_slow_i", "_text", "dir", "linenos", "lines", "name", "pos")
+    lines: list[str]
+    linenos: list[int] | None
+    _text: str | None
+    _slow: list[int]
+
+    def __init__(self, name: str, text: str, like: _Source | None = None) -> None:
         self.name = name
         self.dir = os.path.dirname(name)
-        self.lines = text.split("\n")
         self.pos = 0
-        self._text: str | None = text
-        self._slow: list[int] = []
         self._slow_i = 0
+        if like is not None:  # the same text again (another pass): share its lines
+            like.plain_end()  # finds its slow lines, if not done yet
+            self.lines = like.lines
+            self.linenos = like.linenos
+            self._text = None
+            self._slow = like._slow
+            return
+        self.lines = text.split("\n")
+        self.linenos = None
+        self._text = text
+        self._slow = []
+        if "\x00" in text or _has_long_line(self.lines, text):
+            self.lines, self.linenos = _fgets_lines(self.lines)
+            self._text = None
 
     def plain_end(self) -> int:
         """Index of the first line from ``pos`` on that may need read_line's full treatment.
@@ -315,6 +381,8 @@ class _Source:
         The lines before it hold none of ``_SLOW_MARKS``: one pass over the
         whole file finds those lines (``_slow_lines``), instead of a search per line.
         """
+        if self.linenos is not None:
+            return self.pos  # every line of such a file goes the general way
         text = self._text
         if text is not None:
             self._text = None
@@ -329,6 +397,51 @@ class _Source:
         return slow[i] if i < n else len(self.lines)
 
 
+def _has_long_line(lines: list[str], text: str) -> bool:
+    """Does any line hold more bytes than one ``fgets`` call of keepalived reads?"""
+    longest = max(map(len, lines), default=0)
+    if longest >= _FGETS_BYTES:
+        return True
+    if longest * 4 < _FGETS_BYTES or text.isascii():
+        return False
+    return any(
+        len(line.encode("utf-8", "surrogateescape")) >= _FGETS_BYTES
+        for line in lines
+        if len(line) * 4 >= _FGETS_BYTES
+    )
+
+
+def _fgets_lines(lines: list[str]) -> tuple[list[str], list[int]]:
+    """The lines keepalived's read_line sees, and the line number it gives each.
+
+    parser.c read_line reads 1023 bytes at most per ``fgets``, keeps them up
+    to the first NUL (``strlen``) and strips trailing CR/LF.  So a NUL cuts
+    the rest of its line off, a long line is read as several lines, and a
+    bare CR inside a line stays: a blank between words (alloc_strvec_r's
+    WHITE_SPACE), part of a quoted word.
+    """
+    out: list[str] = []
+    nos: list[int] = []
+    last = len(lines) - 1
+    for k, line in enumerate(lines):
+        if k == last and not line:
+            break  # the text ended with a newline: nothing more to read
+        data = line.encode("utf-8", "surrogateescape")
+        if k < last:
+            data += b"\n"
+        for off in range(0, len(data), _FGETS_BYTES):
+            piece = data[off : off + _FGETS_BYTES]
+            nul = piece.find(b"\0")
+            if nul >= 0:
+                piece = piece[:nul]
+            out.append(piece.rstrip(b"\r\n").decode("utf-8", "surrogateescape"))
+            # The line an editor shows.  keepalived's parent would count one
+            # less after each NUL, its children (reading the parent's copy)
+            # one more per extra piece: neither changes the verdict.
+            nos.append(k + 1)
+    return out, nos
+
+
 class Lexer:
     """A pull lexer over a file and its includes (lib/parser.c ``read_line``)."""
 
@@ -336,15 +449,25 @@ class Lexer:
         self,
         report: Report,
         config_id: str | None,
-        read_file: Callable[[str], str | None] | None = None,
+        read_file: Callable[[str], str | _Refused | None] | None = None,
         literal_escapes: bool = False,
     ) -> None:
         self.literal_escapes = literal_escapes
         self.saw_escape = False
+        # An includer-style include could not read what it names (parser.c
+        # config_file_error): keepalived stops after the parent's read, -t exits 6.
+        self.file_error = False
         self._report = report
         self.config_id = config_id
-        self._read_file = read_file or _read_disk_file
+        self._read_file = read_file or self._read_disk_file
+        # What is left of the ceilings (MAX_CONFIG_BYTES, MAX_CONFIG_FILES).
+        self.bytes_left = MAX_CONFIG_BYTES
+        self.files_left = MAX_CONFIG_FILES
         self._stack: list[_Source] = []
+        self.top: _Source | None = None  # the top-level file (open_text)
+        # Every line handed out, in order, when a later pass will replay them
+        # (ReplayLexer); None when not recording.
+        self.record: list[Line | Brace] | None = None
         self._pending: deque[tuple[str, Loc, tuple[tuple[str, str], ...]]] = deque()
         self._defs: dict[str, _Definition] = {
             "_HASH": _Definition("#"),
@@ -362,33 +485,79 @@ class Lexer:
 
     # -- files ---------------------------------------------------------------
 
-    def open_text(self, name: str, text: str) -> None:
-        """Start reading ``text`` as file ``name`` (the top-level file)."""
-        self.files.append(name)
-        self._stack.append(_Source(name, text))
+    def open_text(self, name: str, text: str, like: Lexer | None = None) -> None:
+        """Start reading ``text`` as file ``name`` (the top-level file).
 
-    def _include(self, pattern: str, loc: Loc) -> None:
+        ``like``, a lexer that opened the same text (an earlier pass), lends
+        its split lines instead of splitting them again.
+        """
+        self.files.append(name)
+        self.bytes_left -= len(text)
+        self.files_left -= 1
+        self._stack.append(_Source(name, text, like.top if like is not None else None))
+        self.top = self._stack[0]
+
+    def _include(self, pattern: str, loc: Loc, kind: str = "") -> None:
+        """Read the files ``pattern`` names (parser.c check_include, open_glob_file).
+
+        ``kind`` is the letter after ``include`` (``includer``, ``includem`` …):
+        with any, a file that cannot be read is a config-file error (INCLUDE_R);
+        ``m``, ``w``, ``a`` also make a missing file one, ``b``/``a`` a missing
+        brace alternative, ``w``/``a`` a wildcard matching nothing.  keepalived
+        then stops after reading the file, ``-t`` exiting 6 (main.c,
+        had_config_file_error); plain ``include`` only says so.
+        """
         import glob  # only configurations with includes pay for it
 
         base = self._stack[-1].dir if self._stack else ""
         paths: list[str] = []
-        for pat in expand_braces(pattern.strip()):
+        wildcard = False
+        missing = False
+        alternatives = expand_braces(pattern.strip())
+        for pat in alternatives:
             full = pat if os.path.isabs(pat) or not base else os.path.join(base, pat)
             if glob.has_magic(full):
-                paths.extend(sorted(glob.glob(full)))
-            elif os.path.exists(full):
-                paths.append(full)
-        if not paths:
+                wildcard = True
+                # GLOB_MARK (parser.c open_and_check_glob): directories end in '/'.
+                paths.extend(sorted(_mark_dir(m) for m in glob.glob(full)))
+            elif os.path.lexists(full):
+                paths.append(_mark_dir(full))
+            else:
+                missing = True
+        if kind and (
+            (missing and not wildcard and kind in "mwa" and len(alternatives) == 1)
+            or (missing and len(alternatives) > 1 and kind in "ba")
+            or (not paths and wildcard and kind in "wa")
+        ):
+            self.file_error = True
+            what = "No config files matched" if wildcard and not missing else "Config files missing"
+            self._report(
+                loc,
+                Severity.FILE_NOT_FOUND,
+                f"{what} '{pattern.strip()}'.",
+                "fix the path, or use plain 'include' if the files are optional",
+            )
+        elif not paths:
             self._report(
                 loc,
                 Severity.INFO,
                 f"Config files missing '{pattern.strip()}' - ignored, as keepalived does",
                 "fix the include path if the file was meant to be read",
             )
+        skipped = Severity.FILE_NOT_FOUND if kind else Severity.INFO
         # keepalived pushes each match in turn; we push in reverse so the
         # first match is read first.
         opened: list[_Source] = []
         for path in paths:
+            if path.endswith("/"):
+                self.file_error = self.file_error or bool(kind)
+                self._report(
+                    loc,
+                    skipped,
+                    f"Configuration file '{path}' is a directory - skipping",
+                    "include the files in it, e.g. 'include conf.d/*.conf'",
+                )
+                continue
             real = os.path.realpath(path)
             if any(os.path.realpath(s.name) == real for s in self._stack):
                 self._report(
@@ -401,22 +570,68 @@ class Lexer:
             if len(self._stack) + len(opened) >= _MAX_INCLUDE_DEPTH:
                 self._report(loc, Severity.FATAL, f"includes nested too deeply at '{path}'", None)
                 continue
-            if os.path.isdir(path) or os.access(path, os.X_OK):
-                # parser.c check_glob_file: only regular non-executable files.
+            if self.files_left <= 0:
                 self._report(
                     loc,
-                    Severity.INFO,
-                    f"Configuration file '{path}' is not a regular non-executable file - skipping",
-                    "include regular files without the execute bit, e.g. 'include conf.d/*.conf'",
+                    Severity.FATAL,
+                    f"more than {MAX_CONFIG_FILES} configuration files - '{path}' not read",
+                    "include fewer, larger files",
                 )
-                continue
+                break
             text = self._read_file(path)
+            if isinstance(text, _Refused):
+                sev = Severity.FATAL if text.fatal else skipped
+                self.file_error = self.file_error or (bool(kind) and not text.fatal)
+                self._report(loc, sev, text.message, text.hint)
+                continue
             if text is None:
                 continue
+            self.files_left -= 1
+            self.bytes_left -= len(text)
             self.files.append(path)
             opened.append(_Source(path, text))
         for src in reversed(opened):
             self._stack.append(src)
+
+    def _read_disk_file(self, path: str) -> str | _Refused:
+        """An included file's text if it is a regular non-executable file (check_glob_file).
+
+        Only a regular file is read: a FIFO, a device (``/dev/zero``), a
+        socket or a directory is refused before it is opened, as keepalived
+        refuses it; the open does not block (a FIFO swapped in after the
+        check) and the read stops at what is left of MAX_CONFIG_BYTES.
+        """
+        refused = _Refused(
+            f"Configuration file '{path}' is not a regular non-executable file - skipping",
+            "include regular files without the execute bit, e.g. 'include conf.d/*.conf'",
+        )
+        try:
+            st = os.stat(path)
+        except OSError:
+            return refused
+        if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o111:
+            return refused
+        too_big = _Refused(
+            f"configuration over {MAX_CONFIG_BYTES // (1024 * 1024)} MB at '{path}' - not read",
+            "split out what is generated, or include fewer files",
+            fatal=True,
+        )
+        if st.st_size > self.bytes_left:
+            return too_big
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            return _Refused(
+                f"Configuration file '{path}' open problem ({exc.strerror or exc}) - skipping",
+                "make the file readable by the user running pykeep",
+            )
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return refused
+            data = f.read(max(self.bytes_left, 0) + 1)
+        if len(data) > self.bytes_left:  # it grew since the stat
+            return too_big
+        return data.decode("utf-8", "surrogateescape")
 
     # -- lines ---------------------------------------------------------------
 
@@ -431,7 +646,8 @@ class Lexer:
             src.pos += 1
             if raw.endswith("\r"):
                 raw = raw.rstrip("\r\n")
-            loc = Loc(src.name, src.pos)
+            nos = src.linenos
+            loc = Loc(src.name, src.pos if nos is None else nos[src.pos - 1])
             if not raw:
                 if self._multiline_def is not None:
                     self._multiline_def = None
@@ -463,6 +679,8 @@ class Lexer:
             if len(text) >= 2 or (text and self._multiline_def is None):
                 d.value += text
             return ""
+        if not text or (text[0] not in "@$~" and "$" not in text):
+            return text  # most lines: nothing to define, select, generate or substitute
         for _ in range(32):
             if text.startswith("@"):
                 rev = text.startswith("@^")
@@ -711,7 +929,10 @@ class Lexer:
             if not text:
                 continue
             if _is_include(text):
-                self._include(text[8:].strip(_WS) if text[7] in _WS else text[9:], loc)
+                if text[7] in _WS:
+                    self._include(text[8:].strip(_WS), loc)
+                else:
+                    self._include(text[9:], loc, text[7])
                 continue
             return text, loc
 
@@ -743,8 +964,10 @@ class Lexer:
         end = min(src.plain_end(), start + _FILL_LINES)
         if end <= start:
             return False
-        name = src.name
         depth = self.block_depth
+        if not depth and lines[start].strip() == "}":
+            return False  # an extra '}' (below): spare the slice of a run that is not there
+        name = src.name
         out: list[Line | Brace] = []
         add = out.append
         n = start
@@ -784,7 +1007,10 @@ class Lexer:
                 add(("{", name, n, depth))
                 continue
             line = new(Line)
-            line.words = s.split()
+            # One word (a value line: an address, a name) is the stripped line
+            # itself: no second copy of it for each of a million VIPs.
+            plain = " " not in s and "\t" not in s and "\r" not in s
+            line.words = [s] if plain else s.split()
             line.raw = s
             line.file = name
             line.lineno = n
@@ -796,7 +1022,17 @@ class Lexer:
         self.block_depth = depth
         self._filled = out
         self._buf.extend(reversed(out))
+        if self.record is not None:
+            self._keep(out)
         return True
+
+    def _keep(self, items: list[Line | Brace]) -> None:
+        """Add to ``record`` what is handed out, or give up past ``_RECORD_MAX`` items."""
+        record = self.record
+        if record is not None:
+            record.extend(items)
+            if len(record) > _RECORD_MAX:
+                self.record = None
 
     def next_line(self) -> Line | None:
         """The next logical line, split at the first brace outside quotes."""
@@ -837,26 +1073,27 @@ class Lexer:
             self.line_text = text
             if not words:
                 continue
-            return Line(words, text, loc.file, loc.line, self.block_depth)
+            line = Line(words, text, loc.file, loc.line, self.block_depth)
+            if self.record is not None:
+                self._keep([line])
+            return line
 
     def _split_brace(self, text: str, loc: Loc) -> str:
         """Keep text up to the first '{'/'}' (or just the brace); queue the rest."""
         p = 0
         if text[0] not in "{}":
-            n = len(text)
-            while p < n:
-                c = text[p]
-                if c in "{}":
+            search = _BRACE_OR_QUOTE.search
+            while True:  # from one brace or quote to the next, skipping "…"
+                m = search(text, p)
+                if m is None:
+                    return text
+                p = m.start()
+                if text[p] != '"':
                     break
-                if c == '"':
-                    q = text.find('"', p + 1)
-                    if q < 0:
-                        return text
-                    p = q + 1
-                    continue
-                p += 1
-            if p >= n:
-                return text
+                q = text.find('"', p + 1)
+                if q < 0:
+                    return text
+                p = q + 1
             skip = 0
         else:
             skip = 1
@@ -867,6 +1104,37 @@ class Lexer:
         if residue:
             self._pending.appendleft((residue, loc, ()))
         return text[:cut].rstrip(_WS)
+
+
+class ReplayLexer(Lexer):
+    """The lines a finished pass's lexer handed out, handed out again.
+
+    keepalived's checker and VRRP processes read the same file the same way
+    (core/main.c): the second of our passes replays the first's lines instead
+    of lexing them again.  The lexer's own diagnostics are not repeated: the
+    passes' diagnostics are merged without duplicates anyway.
+    """
+
+    def __init__(self, done: Lexer) -> None:
+        super().__init__(done._report, done.config_id, literal_escapes=done.literal_escapes)
+        record = done.record if done.record is not None else []
+        self._buf = list(reversed(record))
+        self.block_depth = done.block_depth
+        self.files = done.files
+        self.saw_escape = done.saw_escape
+        self.file_error = done.file_error
+        self._end = done.loc
+
+    def next_line(self) -> Line | None:
+        buf = self._buf
+        if not buf:
+            return None
+        item = buf.pop()
+        return brace_line(item) if isinstance(item, tuple) else item
+
+    @property
+    def loc(self) -> Loc:
+        return self._end
 
 
 def _slow_lines(text: str) -> list[int]:
@@ -880,7 +1148,7 @@ def _slow_lines(text: str) -> list[int]:
     for mark in _SLOW_MARKS:
         _mark_lines(text, partial(text.find, mark), found)
     if not text.isascii():
-        search = _NON_ASCII.search
+        search = re.compile(_NON_ASCII).search
 
         def non_ascii(pos: int) -> int:
             m = search(text, pos)
@@ -922,9 +1190,17 @@ def _is_include(text: str) -> bool:
     return text[7] in "rmwba" and text[8] in _WS
 
 
-def _read_disk_file(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            return f.read()
-    except OSError:
-        return None
+class _Refused:
+    """Why a file named by an include was not read (parser.c file_config_error)."""
+
+    __slots__ = ("fatal", "hint", "message")
+
+    def __init__(self, message: str, hint: str, fatal: bool = False) -> None:
+        self.message = message
+        self.hint = hint
+        self.fatal = fatal
+
+
+def _mark_dir(path: str) -> str:
+    """``path`` with a trailing '/' if it is a directory, as glob's GLOB_MARK gives it."""
+    return path + "/" if not path.endswith("/") and os.path.isdir(path) else path

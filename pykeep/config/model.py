@@ -270,12 +270,37 @@ class GlobalDefs:
     vrrp_notify_fifo: Script | None = None
     notify_fifo: Script | None = None
     lvs_notify_fifo: Script | None = None
+    notify_fifo_script: Script | None = None  # started with the FIFO's path as last argument
+    vrrp_notify_fifo_script: Script | None = None
+    startup_script: Script | None = None  # run before the daemon starts (main.c)
+    shutdown_script: Script | None = None  # run after it has stopped
+    startup_script_timeout: float = 10.0
+    shutdown_script_timeout: float = 10.0
+    smtp_alert: bool | None = None  # None: alert when notification_email is set
+    smtp_alert_vrrp: bool | None = None
+    smtp_helo_name: str | None = None
+    nftables: str | None = None  # table name ("keepalived" when given bare)
+    nftables_priority: int = -1
     lvs_timeouts: LvsTimeouts = LvsTimeouts()
     lvs_sync_daemon: LvsSyncDaemon | None = None
     lvs_flush: bool = False
     lvs_flush_on_stop: bool = False
     checker_log_all_failures: bool = False
     dynamic_interfaces: bool = False
+    # The top-level ``SSL { password ca certificate key }`` block: SSL_GET's
+    # client certificate and trusted CAs (check_ssl.c build_ssl_ctx).
+    ssl_password: str | None = None
+    ssl_ca: str | None = None
+    ssl_certificate: str | None = None
+    ssl_key: str | None = None
+    # pykeep's FULLNAT: the top-level ``local_address_group NAME { … }`` blocks
+    # (kept here because every parse pass shares global_defs; ipvs/fnat.py).
+    local_address_groups: tuple[LocalAddressGroup, ...] = ()
+    # Top-level process keywords (global_parser.c, install_keyword_root):
+    # the namespace to enter and the pid-file naming (pykeep/rundir.py).
+    net_namespace: str | None = None
+    instance: str | None = None
+    use_pid_dir: bool = False
     # Keywords keepalived accepts that pykeep records but does not act on
     # (process priorities, rlimits, DBus, SNMP …): keyword -> arguments.
     accepted: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -324,10 +349,17 @@ class RouteSpec:
 
 @frozen_dataclass
 class RuleSpec:
-    """One line of virtual_rules / static_rules, verbatim after ``from``/``to``."""
+    """One line of virtual_rules / static_rules, verbatim after ``from``/``to``.
+
+    ``preference`` is the rule's, or the one keepalived gives a rule without
+    one: 16384 for the first of its family, then one less each time
+    (vrrp_iprule.c ``RULE_START_PRIORITY``, ``next_rule_priority_ipv4/6``).
+    """
 
     words: tuple[str, ...]
     loc: Loc = NOWHERE
+    preference: int | None = None
+    family: int = 4
 
 
 # --------------------------------------------------------------------------
@@ -366,6 +398,56 @@ class VrrpTrackFile:
     weight: int = 1
     weight_reverse: bool = False
     init_file: int | None = None  # value written when the file is missing
+    loc: Loc = NOWHERE
+
+
+@frozen_dataclass
+class VrrpTrackProcess:
+    """``vrrp_track_process NAME { process PATH [PARAM…] … }`` (vrrp_data.c alloc_vrrp_process).
+
+    ``params`` None means no parameters were given; ``param_match`` is one of
+    "none", "exact", "initial", "partial" (track_process.c ``check_params``).
+    ``full_command`` matches argv[0] of /proc/PID/cmdline instead of the
+    15-character comm.  Delays are seconds; the instance is up while
+    ``quorum <= matching processes <= quorum_max``.
+    """
+
+    name: str
+    process: str
+    params: tuple[str, ...] | None = None
+    param_match: str = "none"
+    full_command: bool = False
+    weight: int = 0
+    weight_reverse: bool = False
+    quorum: int = 1
+    quorum_max: int = 2**32 - 1
+    terminate_delay: float = 0.0
+    fork_delay: float = 0.0
+    loc: Loc = NOWHERE
+
+
+@frozen_dataclass
+class BfdInstance:
+    """``bfd_instance NAME { neighbor_ip … }``: one single-hop BFD session.
+
+    Intervals are microseconds, as keepalived keeps them (config values are
+    milliseconds with up to 3 decimals); defaults are bfd.h's ``BFD_*_DEFAULT``.
+    ``ttl`` 0 means the family's default, settled at the block's end
+    (bfd_parser.c ``bfd_end_handler``: 255 for IPv4, 64 for IPv6).
+    """
+
+    name: str
+    neighbor_ip: IPAddress
+    source_ip: IPAddress | None = None
+    min_rx_us: int = 10_000
+    min_tx_us: int = 10_000
+    idle_tx_us: int = 1_000_000
+    multiplier: int = 5
+    passive: bool = False
+    ttl: int = 0
+    max_hops: int = 0
+    weight: int = 0  # the default weight of track_bfd references
+    weight_reverse: bool = False
     loc: Loc = NOWHERE
 
 
@@ -428,12 +510,15 @@ class VrrpInstance:
     virtual_routes: tuple[RouteSpec, ...] = ()
     virtual_rules: tuple[RuleSpec, ...] = ()
     mcast_src_ip: IPAddress | None = None
+    mcast_dst_ip: IPAddress | None = None  # None: global_defs vrrp_mcast_group4/6
     unicast_src_ip: IPAddress | None = None
     unicast_peers: tuple[UnicastPeer, ...] = ()
     unicast_ttl: int = 255
     track_interface: tuple[TrackRef, ...] = ()
     track_script: tuple[TrackRef, ...] = ()
     track_file: tuple[TrackRef, ...] = ()
+    track_bfd: tuple[TrackRef, ...] = ()
+    track_process: tuple[TrackRef, ...] = ()
     dont_track_primary: bool = False
     notify: Notify = Notify()
     notify_fifo: Script | None = None
@@ -450,6 +535,7 @@ class VrrpInstance:
     strict_mode: bool | None = None
     check_unicast_src: bool | None = None
     use_vmac: str | None = None  # the vmac interface name, "" for the default
+    vmac_xmit_base: bool = False  # adverts on the base interface, VIPs on the vmac
     accept: bool | None = None
     v3_checksum_as_v2: bool = False
     lvs_sync_daemon_interface: str | None = None
@@ -471,6 +557,8 @@ class VrrpSyncGroup:
     track_interface: tuple[TrackRef, ...] = ()
     track_script: tuple[TrackRef, ...] = ()
     track_file: tuple[TrackRef, ...] = ()
+    track_bfd: tuple[TrackRef, ...] = ()
+    track_process: tuple[TrackRef, ...] = ()
     smtp_alert: bool | None = None
     global_tracking: bool = False
     sync_group_tracking_weight: bool = False
@@ -546,7 +634,7 @@ class HttpCheck:
     urls: tuple[HttpUrl, ...] = ()
     http_protocol: str = "1.0"  # "1.0", "1.0C" (close), "1.1"
     virtualhost: str | None = None
-    enable_sni: bool = True
+    enable_sni: bool = False  # check_http.c: off unless ``enable_sni`` is given
     sni_name: str | None = None
     fast_recovery: bool = False
     keyword: str = "HTTP_GET"
@@ -649,6 +737,9 @@ class LbKind(Enum):
     NAT = "NAT"
     DR = "DR"
     TUN = "TUN"
+    # pykeep's FULLNAT: IPVS NAT plus nftables source NAT onto a local
+    # address group (ipvs/fnat.py); unknown to mainline keepalived.
+    FNAT = "FNAT"
 
 
 class Protocol(Enum):
@@ -710,6 +801,19 @@ class VsgEntry:
 
 
 @frozen_dataclass
+class LocalAddressGroup:
+    """``local_address_group NAME { IP | IP-LAST … }``: FULLNAT's source addresses.
+
+    A block of the Alibaba FULLNAT fork; pykeep realises it as the addresses
+    nftables source-NATs director-to-real-server traffic onto (ipvs/fnat.py).
+    """
+
+    name: str
+    addresses: tuple[IPAddress, ...] = ()
+    loc: Loc = NOWHERE
+
+
+@frozen_dataclass
 class VirtualServerGroup:
     """``virtual_server_group NAME { … }``: the addresses a ``virtual_server group NAME`` serves."""
 
@@ -738,6 +842,7 @@ class VirtualServer:
     ops: bool = False
     persistence_timeout: int | None = None  # bare keyword: 360
     persistence_granularity: ipaddress.IPv4Address | int | None = None
+    persistence_engine: str | None = None  # IPVS persistence engine ("sip"), persistent only
     virtualhost: str | None = None
     delay_loop: float = 60.0
     warmup: float | None = None
@@ -750,6 +855,11 @@ class VirtualServer:
     hysteresis: int = 0
     quorum_up: Script | None = None
     quorum_down: Script | None = None
+    # pykeep extensions (not keepalived keywords): FULLNAT's local address
+    # group, SYN proxy, and the VIPs on ``lo`` while quorum is up (cluster mode).
+    laddr_group_name: str | None = None
+    syn_proxy: bool = False
+    announce_on_lo: bool = False
     inhibit_on_failure: bool = False
     ha_suspend: bool = False
     sorry_server: RealServer | None = None
@@ -782,6 +892,8 @@ class Config:
     static_rules: tuple[RuleSpec, ...] = ()
     vrrp_scripts: tuple[VrrpScript, ...] = ()
     vrrp_track_files: tuple[VrrpTrackFile, ...] = ()
+    vrrp_track_processes: tuple[VrrpTrackProcess, ...] = ()
+    bfd_instances: tuple[BfdInstance, ...] = ()
     vrrp_sync_groups: tuple[VrrpSyncGroup, ...] = ()
     vrrp_instances: tuple[VrrpInstance, ...] = ()
     virtual_server_groups: tuple[VirtualServerGroup, ...] = ()

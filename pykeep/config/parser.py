@@ -32,19 +32,49 @@ class Abort(Exception):
     """A required parameter is missing: keepalived exits on the spot (parser.c null_strvec)."""
 
 
-@dataclass(slots=True)
-class Keyword:
-    """One keyword: its handler, its sub-keywords (a ``{}`` block) and the block's close handler."""
+class Irregular(Exception):
+    """The braces are off: this one-pass parse cannot stand for keepalived's three passes."""
 
-    handler: Handler | None = None
-    sub: dict[str, Keyword] | None = None
-    close: Closer | None = None
-    # Known but not read in this pass: its block is skipped by counting braces
-    # (parser.c process_stream, keyword_vec->active == false).
-    inactive: bool = False
+
+# Diagnostics that mean the brace structure is off: then keepalived's passes,
+# which skip inactive sections by counting braces, can see different blocks.
+STRUCTURE = frozenset(
+    {Severity.UNEXPECTED_BOB, Severity.UNEXPECTED_EOB, Severity.MISSING_BOB, Severity.MISSING_EOB}
+)
+
+
+class Keyword:
+    """One keyword: its handler, its sub-keywords (a ``{}`` block) and the block's close handler.
+
+    A plain slotted class rather than a dataclass: ``pykeep -t`` builds the
+    class at every start.  ``inactive``: known but not read in this pass, its
+    block is skipped by counting braces (parser.c process_stream,
+    keyword_vec->active == false).
+    """
+
+    __slots__ = ("close", "handler", "inactive", "sub")
+
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        sub: dict[str, Keyword] | None = None,
+        close: Closer | None = None,
+        inactive: bool = False,
+    ) -> None:
+        self.handler = handler
+        self.sub = sub
+        self.close = close
+        self.inactive = inactive
+
+    def __repr__(self) -> str:
+        return f"Keyword(handler={self.handler!r}, sub={self.sub!r}, inactive={self.inactive})"
 
 
 SKIP = Keyword(inactive=True)
+
+# Diagnostics kept per kind before the rest are only counted (Parser.report).
+MAX_PER_KIND = 100
+_UNKNOWN_KIND = (Severity.UNKNOWN_KEYWORD, "Unknown keyword")
 
 
 Table = dict[str, Keyword]
@@ -66,18 +96,19 @@ def block(table: Table, name: str, handler: Handler | None, close: Closer | None
 # Hints for keywords from forks and manuals that mainline keepalived does not know.
 FOREIGN_HINTS: dict[str, str] = {
     "local_address_group": (
-        "local_address_group is a feature of the Alibaba FULLNAT IPVS fork, absent from "
-        "mainline IPVS/keepalived; remove the block (use lb_kind NAT or DR instead of FNAT)"
+        "local_address_group (the Alibaba FULLNAT fork's, realised by pykeep) is a "
+        "top-level block: move it out of this block"
     ),
     "laddr_group_name": (
-        "laddr_group_name belongs to the Alibaba FULLNAT IPVS fork (local_address_group), "
-        "absent from mainline IPVS/keepalived; remove it"
+        "laddr_group_name (the Alibaba FULLNAT fork's, realised by pykeep) belongs in a "
+        "virtual_server with lb_kind FNAT"
     ),
-    "syn_proxy": (
-        "syn_proxy is a feature of the Alibaba FULLNAT IPVS fork, absent from mainline "
-        "IPVS/keepalived; remove it"
-    ),
+    "syn_proxy": ("syn_proxy (the Alibaba FULLNAT fork's) belongs in a virtual_server block"),
     "nat_mask": "nat_mask was removed from keepalived long ago; delete the line",
+    "nb_get_retry": (
+        "keepalived's current spelling is 'retry' (nb_get_retry is known, deprecated, "
+        "only in HTTP_GET and SSL_GET)"
+    ),
     "/*": "'/* ... */' is not comment syntax in keepalived.conf; use '#' or '!' comments",
     "*/": "'/* ... */' is not comment syntax in keepalived.conf; use '#' or '!' comments",
 }
@@ -94,6 +125,9 @@ class State:
     static_rules: list[Any] = field(default_factory=list)
     vrrp_scripts: list[Any] = field(default_factory=list)
     vrrp_track_files: list[Any] = field(default_factory=list)
+    vrrp_track_processes: list[Any] = field(default_factory=list)
+    bfd_instances: list[Any] = field(default_factory=list)
+    bfd_vrrp: dict[str, tuple[int, bool]] = field(default_factory=dict)  # track_bfd's view
     vrrp_sync_groups: list[Any] = field(default_factory=list)
     vrrp_instances: list[Any] = field(default_factory=list)
     virtual_server_groups: list[Any] = field(default_factory=list)
@@ -104,7 +138,8 @@ class State:
     interface_refs: list[tuple[str, Loc, str]] = field(default_factory=list)
     scripts: list[tuple[str, Script]] = field(default_factory=list)
     vrrp_meta: dict[str, dict[str, bool]] = field(default_factory=dict)
-    rule_pref: list[int] = field(default_factory=lambda: [16385])
+    # The next preference for a rule without one, IPv4 then IPv6 (vrrp_iprule.c).
+    rule_pref: list[int] = field(default_factory=lambda: [16384, 16384])
 
 
 class Parser:
@@ -114,10 +149,17 @@ class Parser:
         self.lex = lexer
         self.root = root
         self.diagnostics: list[Diagnostic] = []
+        self._kinds: dict[tuple[Severity, str], int] = {}
+        # Stop at the first brace-structure diagnostic (raise Irregular): the
+        # caller then runs keepalived's three passes and drops this one.
+        self.bail_on_structure = False
         self.state = State()
         self._skip = 0
         self._level = 0
         self.line: Line | None = None
+        # The '}' that closed the last block (a Line, or a lexed-ahead Brace):
+        # keepalived's end handlers report there (see ``close_loc``).
+        self.closed_at: Line | tuple[str, str, int, int] | None = None
         # Block keywords inside this table that are not built in are offered
         # to checker plugins through plugin_hook (check_parser.plugin_keyword).
         self.brace_mismatch = False
@@ -133,7 +175,30 @@ class Parser:
         message: str,
         hint: str | None = None,
     ) -> None:
-        self.diagnostics.append(Diagnostic(loc, severity, message, hint))
+        # A cap per kind (severity and first two words): a hostile file of a
+        # million bad lines costs a count, not a million messages.
+        if self.bail_on_structure and severity in STRUCTURE:
+            raise Irregular
+        kind = (severity, " ".join(message.split(" ", 2)[:2]))
+        seen = self._kinds.get(kind, 0)
+        self._kinds[kind] = seen + 1
+        if seen < MAX_PER_KIND:
+            self.diagnostics.append(Diagnostic(loc, severity, message, hint))
+
+    def summarize(self) -> None:
+        """Add one line per capped kind saying how many more there were (once, at the end)."""
+        for (severity, words), count in self._kinds.items():
+            if count > MAX_PER_KIND:
+                more = count - MAX_PER_KIND
+                self.diagnostics.append(
+                    Diagnostic(
+                        None,
+                        severity,
+                        f"... and {more} more '{words} …' messages like the above",
+                        "fix the ones shown first: the others are likely the same mistake",
+                    )
+                )
+        self._kinds.clear()
 
     def error(
         self, message: str, hint: str | None = None, sev: Severity = Severity.GENERAL_ERROR
@@ -172,6 +237,7 @@ class Parser:
                 item = buf.pop()
                 if isinstance(item, tuple):  # a lone brace (lexer.Brace)
                     if item[0] == "}" and level and not need_bob and not self._skip:
+                        self.closed_at = item
                         return False  # the common case, as below
                     line = brace_line(item)
                 else:
@@ -223,6 +289,7 @@ class Parser:
                 continue
             if level:
                 if first == "}":
+                    self.closed_at = line
                     return False
             elif line.depth != 0:
                 # The braces seen so far do not balance the blocks parsed
@@ -272,6 +339,7 @@ class Parser:
                         self.report(
                             line.loc, Severity.GENERAL_ERROR, f"invalid '{first}' block: {exc}"
                         )
+                self.closed_at = None  # only end handlers may ask for close_loc()
 
     def _foreign_comment(self, line: Line, first: int = 1) -> None:
         for w in line.words[first:]:
@@ -285,6 +353,11 @@ class Parser:
                 return
 
     def _unknown(self, line: Line) -> None:
+        kinds = self._kinds
+        seen = kinds.get(_UNKNOWN_KIND, 0)
+        if seen >= MAX_PER_KIND:  # past the cap only the count is kept (report)
+            kinds[_UNKNOWN_KIND] = seen + 1
+            return
         word = line.words[0]
         hint = FOREIGN_HINTS.get(word)
         if hint is None and (word.startswith("//") or word.startswith("/*")):
@@ -503,6 +576,10 @@ class Parser:
         user = words[2] if len(words) > 2 else None
         group = words[3] if len(words) > 3 else None
         sc = Script(tuple(argv), user, group, line.loc)
+        from pykeep.config.script_user import notify_script_kept
+
+        if not notify_script_kept(self, sc, kind):
+            return None
         self.state.scripts.append((kind, sc))
         return sc
 
@@ -526,6 +603,13 @@ class Parser:
             "use true/false, on/off or yes/no (or the bare keyword)",
         )
         return True
+
+    def close_loc(self) -> Loc | None:
+        """Where the block being closed ended: its '}' (for end-of-block messages)."""
+        at = self.closed_at
+        if at is None:
+            return self.line.loc if self.line is not None else None
+        return at.loc if isinstance(at, Line) else brace_line(at).loc
 
     def deprecated(self, line: Line, message: str, hint: str) -> None:
         self.report(line.loc, Severity.GENERAL_ERROR, message, hint)

@@ -11,11 +11,13 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 
+from pykeep.config import extensions
 from pykeep.config.diagnostics import Severity
 from pykeep.config.model import (
     InitialState,
     LbKind,
     Loc,
+    MiscCheck,
     Protocol,
     RealServer,
     Script,
@@ -67,8 +69,10 @@ _VRRP_SCRIPT_KINDS = frozenset(
         "notify_deleted",
         "notify_master_rx_lower_pri",
         "vrrp_script",
-        "notify_fifo",
-        "vrrp_notify_fifo",
+        # the FIFOs' scripts, not the FIFOs: a FIFO is a file to write to
+        # (vrrp.c check_vrrp_script_security: notify_fifo.script).
+        "notify_fifo_script",
+        "vrrp_notify_fifo_script",
     }
 )
 _CHECK_SCRIPT_KINDS = frozenset(
@@ -78,10 +82,11 @@ _CHECK_SCRIPT_KINDS = frozenset(
         "quorum_down",
         "notify_up",
         "notify_down",
-        "notify_fifo",
-        "lvs_notify_fifo",
+        "notify_fifo_script",
+        "lvs_notify_fifo_script",
     }
 )
+_NO_DEFAULT_USER = "unknown script user 'keepalived_script'"
 _SECURITY_HINT = "add 'enable_script_security' (and 'script_user') to global_defs"
 _VRRP_VIOLATION = "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
 _CHECK_VIOLATION = (
@@ -99,6 +104,25 @@ def validate(p: Parser, interface_exists: InterfaceExists) -> None:
     validate_global(p)
     validate_check(p)
     validate_vrrp(p, interface_exists)
+
+
+def _secure(script: Script, g: dict[str, Any]) -> Any:
+    """keepalived's ``check_script_secure`` verdict for a script that exists."""
+    from pykeep.script_security import check_script_secure
+
+    return check_script_secure(
+        script,
+        enforce=bool(g.get("enable_script_security")),
+        default_user=g.get("script_user"),
+        default_group=g.get("script_group"),
+    )
+
+
+def _untrack(obj: Any, disabled: set[str]) -> Any:
+    """vrrp.c check_vrrp_script_security: drop tracking of disabled scripts (free_track_script)."""
+    refs = getattr(obj, "track_script", ())
+    kept = tuple(r for r in refs if r.name not in disabled)
+    return obj if len(kept) == len(refs) else replace(obj, track_script=kept)
 
 
 def validate_global(p: Parser) -> None:
@@ -161,18 +185,63 @@ def _validate_vrrp(p: Parser, interface_exists: InterfaceExists) -> None:
     if not instances:
         return
 
-    # check_vrrp_script_security: a vrrp_script that cannot be found is an error.
+    # check_vrrp_script_security (vrrp.c check_track_script_secure): a vrrp_script
+    # that cannot be found, or that script security refuses, is disabled and
+    # removed from every instance and sync group tracking it.
     found_script = False
+    disabled: set[str] = set()
     for vs in st.vrrp_scripts:
         status = script_status(vs.script)
         if status == "missing":
+            disabled.add(vs.name)
             p.report(
                 vs.loc,
                 Severity.GENERAL_ERROR,
                 f"Disabling track script {vs.name} since not found/accessible",
                 f"install {vs.script.path} or fix the path in vrrp_script {vs.name}",
             )
+        elif status == "found":
+            verdict = _secure(vs.script, g)
+            if not verdict.runnable:
+                disabled.add(vs.name)
+            if verdict.reason == _NO_DEFAULT_USER and not vs.script.user:
+                # global_defs came after the vrrp_script: keepalived's parent pass
+                # had already set script security (vrrp_parser.c vrrp_vscript_end_handler).
+                from pykeep.config.script_user import default_missing
+
+                default_missing(p, vs.loc)
+                p.report(
+                    vs.loc,
+                    Severity.GENERAL_ERROR,
+                    f"Unable to set default user for vrrp script {vs.name} - removing",
+                    f"add 'script_user USER' to global_defs, or 'user USER' to vrrp_script "
+                    f"{vs.name}",
+                )
+                for v in instances:
+                    for ref in v.track_script if isinstance(v, VrrpInstance) else ():
+                        if ref.name == vs.name:
+                            p.report(
+                                ref.loc,
+                                Severity.GENERAL_ERROR,
+                                f"({v.name}) track script {vs.name} not found, ignoring...",
+                                f"define 'vrrp_script {vs.name} {{ … }}' above the block "
+                                "that uses it",
+                            )
+            elif verdict.inhibited:
+                p.report(
+                    vs.loc,
+                    Severity.GENERAL_ERROR,
+                    f"Disabling track script {vs.name} due to insecure",
+                    f"{verdict.reason}: make every directory of {verdict.path} and the "
+                    "script owned by root and writable only by root",
+                )
         found_script |= status == "found"
+    if disabled:
+        st.vrrp_scripts = [vs for vs in st.vrrp_scripts if vs.name not in disabled]
+        instances = st.vrrp_instances = [
+            _untrack(v, disabled) if isinstance(v, VrrpInstance) else v for v in instances
+        ]
+        st.vrrp_sync_groups = [(_untrack(sg, disabled), m) for sg, m in st.vrrp_sync_groups]
     if not g.get("enable_script_security") and (
         found_script
         or any(
@@ -180,7 +249,14 @@ def _validate_vrrp(p: Parser, interface_exists: InterfaceExists) -> None:
             for k, s in st.scripts
         )
     ):
-        p.report(None, Severity.SECURITY_ERROR, _VRRP_VIOLATION, _SECURITY_HINT)
+        # vrrp.c check_vrrp_script_security adds SC_INSECURE's sentence.
+        insecure = any(
+            _secure(s, g).insecure
+            for k, s in st.scripts
+            if k in _VRRP_SCRIPT_KINDS and script_status(s) == "found"
+        )
+        message = _VRRP_VIOLATION + (" There are insecure scripts." if insecure else "")
+        p.report(None, Severity.SECURITY_ERROR, message, _SECURITY_HINT)
 
     # chk_min_cfg: every instance needs a VRID and an interface (or unicast peers).
     for v in instances:
@@ -224,6 +300,16 @@ def _validate_vrrp(p: Parser, interface_exists: InterfaceExists) -> None:
                 )
             else:
                 ok.append(m)
+        if not ok:
+            # vrrp.c vrrp_complete_init: a group none of whose members exist is dropped.
+            p.report(
+                sg.loc,
+                Severity.GENERAL_ERROR,
+                f"Sync group {sg.name}, no matching virtual router found in group "
+                "declaration - removing",
+                f"name existing vrrp_instances in vrrp_sync_group {sg.name}, or remove it",
+            )
+            continue
         if len(ok) == 1:
             p.report(
                 sg.loc,
@@ -246,9 +332,10 @@ def _validate_vrrp(p: Parser, interface_exists: InterfaceExists) -> None:
             return
     st.vrrp_instances = resolved
 
-    seen: dict[tuple[str | None, int, int], VrrpInstance] = {}
+    seen: dict[tuple[str | None, int, int, object], VrrpInstance] = {}
     for v in resolved:
-        key = (v.interface, v.virtual_router_id, v.family)
+        # Different multicast groups never conflict (vrrp.c check_vrid_conflicts).
+        key = (v.interface, v.virtual_router_id, v.family, v.mcast_dst_ip)
         other = seen.get(key)
         if other is not None:
             p.report(
@@ -280,12 +367,36 @@ def validate_check(p: Parser) -> None:
         if checked is not None:
             kept.append(checked)
     st.virtual_servers = [(vs, None) for vs in kept]
+    extensions.validate(p)  # FNAT's local address groups (pykeep's own keywords)
+    # A MISC_CHECK dropped for its user no longer runs its script, so it does not
+    # count against script security (check_data.c check_check_script_security).
+    live_misc = {
+        c.misc_path.loc
+        for vs in kept
+        for rs in vs.real_servers
+        for c in rs.checkers
+        if isinstance(c, MiscCheck) and c.misc_path is not None
+    }
     if (
         kept
         and not st.global_defs.get("enable_script_security")
-        and any(k in _CHECK_SCRIPT_KINDS and script_status(s) == "found" for k, s in st.scripts)
+        and any(
+            k in _CHECK_SCRIPT_KINDS
+            and (k != "misc_path" or s.loc in live_misc)
+            and script_status(s) == "found"
+            for k, s in st.scripts
+        )
     ):
-        p.report(None, Severity.SECURITY_ERROR, _CHECK_VIOLATION, _SECURITY_HINT)
+        # check_data.c check_check_script_security adds SC_INSECURE's sentence.
+        insecure = any(
+            _secure(s, st.global_defs).insecure
+            for k, s in st.scripts
+            if k in _CHECK_SCRIPT_KINDS
+            and (k != "misc_path" or s.loc in live_misc)
+            and script_status(s) == "found"
+        )
+        message = _CHECK_VIOLATION + (" There are insecure scripts." if insecure else "")
+        p.report(None, Severity.SECURITY_ERROR, message, _SECURITY_HINT)
 
 
 def _complete_instance(
@@ -427,6 +538,9 @@ def _complete_instance(
                 "use a multiple of 0.01 s",
             )
             adv = round(adv * 100) / 100
+    if v.vmac_xmit_base and v.use_vmac is None:
+        # vrrp.c vrrp_complete_instance.
+        report("vmac_xmit_base is only valid with a vmac", "add use_vmac, or remove vmac_xmit_base")
     done = replace(
         v,
         version=int(version),
@@ -470,10 +584,12 @@ def _check_vs(
     proto_set = "protocol" in built
     if by_address:
         if not proto_set:
+            # keepalived names the protocol as it stands: none, then UDP from here on.
             report(
-                f"Virtual server {name}: no protocol set - defaulting to UDP",
+                f"Virtual server {_with_proto(name, 'none')}: no protocol set - defaulting to UDP",
                 "add 'protocol TCP' (or UDP/SCTP); without it the service is UDP, as in keepalived",
             )
+            name = _with_proto(name, "udp")
         elif vs.ops and vs.protocol.value != "UDP":
             report(
                 f"Virtual server {name}: one packet scheduling requires UDP - resetting",
@@ -594,6 +710,14 @@ def _check_vs(
     return _corrected(vs, proto_set or not by_address, kind, vsg is None)
 
 
+def _with_proto(key: str, proto: str) -> str:
+    """A virtual server's ``[ADDR]:PROTO:PORT`` name with another protocol."""
+    head, sep, rest = key.partition("]:")
+    if not sep or ":" not in rest:
+        return key
+    return f"{head}]:{proto}:{rest.split(':', 1)[1]}"
+
+
 def _corrected(
     vs: VirtualServer, proto_set: bool, kind: Callable[[RealServer], LbKind], single: bool
 ) -> VirtualServer:
@@ -610,7 +734,7 @@ def _corrected(
     if single:
 
         def port_of(r: RealServer) -> int | None:
-            if kind(r) is LbKind.NAT:
+            if kind(r) in (LbKind.NAT, LbKind.FNAT):
                 return r.port if (vs.fwmark is not None or r.port) else vs.port
             return None if vs.fwmark is not None else vs.port
 
@@ -619,7 +743,7 @@ def _corrected(
         for r in vs.real_servers:
             port = port_of(r)
             if port != r.port:
-                r = replace(r, port=port)
+                r = replace(r, port=port, checkers=_pinned(r.checkers, r.port))
                 changed = True
             servers.append(r)
         if changed:
@@ -628,6 +752,25 @@ def _corrected(
         if ss is not None and kind(ss) is not LbKind.NAT and port_of(ss) != ss.port:
             changes["sorry_server"] = replace(ss, port=port_of(ss))
     return replace(vs, **changes) if changes else vs
+
+
+def _pinned(checkers: tuple[Any, ...], written: int | None) -> tuple[Any, ...]:
+    """Checkers keep the real server's port as written.
+
+    keepalived copies the real server's address into each checker when it
+    parses the checker (check_api.c ``queue_checker``: ``co->dst = rs->addr``);
+    the port corrections of check_data.c ``validate_check_config`` come later
+    and change only the real server.  So a DR/TUN server of a fwmark service
+    is checked on its configured port, and one written without a port on
+    port 0, as keepalived checks them.
+    """
+    out = []
+    for c in checkers:
+        common = getattr(c, "common", None)
+        if common is not None and common.connect_port is None:
+            c = replace(c, common=replace(common, connect_port=written or 0))
+        out.append(c)
+    return tuple(out)
 
 
 def _owner_at(instances: list[VrrpInstance], loc: Loc) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from pykeep.config import bfd_parser, values
 from pykeep.config.diagnostics import Severity
 from pykeep.config.lexer import Line
 from pykeep.config.model import (
@@ -19,8 +20,10 @@ from pykeep.config.model import (
     VrrpScript,
     VrrpSyncGroup,
     VrrpTrackFile,
+    VrrpTrackProcess,
 )
 from pykeep.config.parser import Parser, Table, block, frozen, generic, kw, parse_ip
+from pykeep.config.support import skip_values
 
 TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
 if TYPE_CHECKING:
@@ -28,15 +31,11 @@ if TYPE_CHECKING:
 
 _INSTANCE_ACCEPTED = [
     "use_vmac_addr",
-    "vmac_xmit_base",
     "use_ipvlan",
     "unicast_fault_no_peer",
     "old_unicast_checksum",
     "native_ipv6",
     "vrf",
-    "track_process",
-    "track_bfd",
-    "mcast_dst_ip",
     "track_src_ip",
     "promote_secondaries",
     "linkbeat_use_polling",
@@ -84,6 +83,7 @@ def parse_address(p: Parser, line: Line, what: str = "VRRP") -> IPAddressSpec | 
         )
         return None
     fields: dict[str, Any] = {}
+    unapplied: list[str] = []
     i = 1
     while i < len(w):
         opt = w[i]
@@ -100,9 +100,13 @@ def parse_address(p: Parser, line: Line, what: str = "VRRP") -> IPAddressSpec | 
         elif opt == "no_track":
             fields["no_track"] = True
             i += 1
-        elif opt in ("home", "-nodad", "nodad", "noprefixroute", "autojoin", "track"):
+        elif opt == "track":
+            i += 1
+        elif opt in ("home", "-nodad", "nodad", "noprefixroute", "autojoin"):
+            unapplied.append(opt)
             i += 1
         elif opt in ("peer", "preferred_lft", "valid_lft", "metric") and val is not None:
+            unapplied += [opt, val]
             i += 2
         else:
             p.report(
@@ -113,6 +117,13 @@ def parse_address(p: Parser, line: Line, what: str = "VRRP") -> IPAddressSpec | 
                 "peer, home, -nodad, noprefixroute, no_track",
             )
             i += 1
+    if unapplied:
+        # Options of an address, not keywords (no ledger line): one warning a line.
+        p.report(
+            line.loc,
+            Severity.INFO,
+            f"'{' '.join(unapplied)}' is not supported by pykeep: the address is added without it",
+        )
     if "dev" in fields:
         p.state.interface_refs.append((fields["dev"], line.loc, f"ip address {addr.ip}"))
     return IPAddressSpec(addr, loc=line.loc, **fields)
@@ -233,7 +244,22 @@ def parse_route(p: Parser, line: Line, track: bool) -> RouteSpec | None:
                     '"gw" for routes is deprecated. Please use "via"',
                     "write 'via GATEWAY'",
                 )
-            fields["via"] = p.ip(val, line.loc, "gateway")
+            if val in ("inet", "inet6"):
+                # "via inet ADDR" / "via inet6 ADDR" (vrrp_iproute.c alloc_route).
+                i += 1
+                fam, val = val, p.arg(line, i + 1) or ""
+                gw = p.ip(val, line.loc, "gateway")
+                if gw is not None and gw.version != (4 if fam == "inet" else 6):
+                    p.report(
+                        line.loc,
+                        Severity.GENERAL_ERROR,
+                        f"invalid route via address {val}",
+                        f"an {fam} gateway must be an IPv{4 if fam == 'inet' else 6} address",
+                    )
+                    return None
+                fields["via"] = gw
+            else:
+                fields["via"] = p.ip(val, line.loc, "gateway")
         elif opt == "or":
             p.report(
                 line.loc,
@@ -269,6 +295,16 @@ def parse_route(p: Parser, line: Line, track: bool) -> RouteSpec | None:
             "write the destination network, e.g. 10.0.0.0/24",
         )
         return None
+    unapplied = [o for o in opts if o not in ("inet", "inet6", "no_track")]
+    if unapplied:
+        # Options of a route, not keywords (no ledger line): one warning a line.
+        # What pykeep applies: the destination, type, via, src, dev, scope,
+        # table and metric (vrrp/vip.py).
+        p.report(
+            line.loc,
+            Severity.INFO,
+            f"'{' '.join(unapplied)}' is not supported by pykeep: the route is added without it",
+        )
     if track and "dev" not in fields and "no_track" not in opts:
         p.report(
             line.loc,
@@ -281,9 +317,14 @@ def parse_route(p: Parser, line: Line, track: bool) -> RouteSpec | None:
 
 
 def parse_rule(p: Parser, line: Line, counter: list[int]) -> RuleSpec | None:
-    """One ``ip rule``-like line (vrrp_iprule.c); checks addresses and the preference."""
+    """One ``ip rule``-like line (vrrp_iprule.c ``alloc_rule``): addresses and preference.
+
+    A rule without a preference gets the next of its family's counter
+    (``counter``: IPv4, IPv6), as keepalived numbers them, and its message.
+    """
     w = line.words
-    has_pref = False
+    pref: int | None = None
+    family = 6 if "inet6" in w or "-6" in w else 4
     i = 0
     while i < len(w):
         opt = w[i]
@@ -295,7 +336,7 @@ def parse_rule(p: Parser, line: Line, counter: list[int]) -> RuleSpec | None:
             val = w[i + 1]
             if val != "all":
                 try:
-                    ipaddress.ip_network(val, strict=False)
+                    net = ipaddress.ip_network(val, strict=False)
                 except ValueError:
                     p.report(
                         line.loc,
@@ -309,21 +350,26 @@ def parse_rule(p: Parser, line: Line, counter: list[int]) -> RuleSpec | None:
                         "write a network such as 192.168.100.0/24",
                     )
                     return None
+                family = net.version
             i += 2
             continue
-        if opt in ("preference", "priority", "order", "pref", "prio"):
-            has_pref = True
+        if opt in ("preference", "priority", "order", "pref", "prio") and i + 1 < len(w):
+            pref = p.to_int(w[i + 1], 0, 2**32 - 1, line, "rule preference")
+            i += 2
+            continue
         i += 1
-    if not has_pref:
-        counter[0] -= 1
+    if pref is None:
+        k = 0 if family == 4 else 1
+        pref = counter[k]
+        counter[k] -= 1
         p.report(
             line.loc,
             Severity.GENERAL_ERROR,
-            f"Rule has no preference specified - setting to {counter[0] + 1}. "
+            f"Rule has no preference specified - setting to {pref}. "
             "This is probably not what you want.",
             "add 'preference N' to the rule",
         )
-    return RuleSpec(tuple(w), line.loc)
+    return RuleSpec(tuple(w), line.loc, pref, family)
 
 
 def _static_addresses(p: Parser, line: Line) -> None:
@@ -458,16 +504,52 @@ def _unicast_ttl(p: Parser, line: Line) -> None:
         _vi(p)["unicast_ttl"] = v
 
 
+def _sockaddr_text(v: str) -> str:
+    """The address part of ``v`` as lib/utils.c ``inet_stosockaddr`` reads it."""
+    return v.split("-", 1)[0] if "-" in v else v.split("/", 1)[0]
+
+
 def _src_ip(key: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
         v = p.arg(line)
         if v is None:
             return
-        a = p.ip(v, line.loc, key)
+        # keepalived ignores a "/prefix" or "-range" here (lib/utils.c
+        # inet_stosockaddr cuts at the first '-', else at '/').
+        a = p.ip(_sockaddr_text(v), line.loc, key)
         if a is not None:
             _vi(p)[key] = a
 
     return handler
+
+
+def _mcast_dst(p: Parser, line: Line) -> None:
+    """vrrp_parser.c ``vrrp_mcast_dstip_handler``: a multicast group (v6: link-local scope)."""
+    v = p.arg(line)
+    if v is None:
+        return
+    a = p.ip(v, line.loc, "mcast_dst_ip")
+    if a is None:
+        return
+    d = _vi(p)
+    fam = d.get("_family")
+    if fam is not None and fam != a.version:
+        p.report(
+            line.loc,
+            Severity.GENERAL_ERROR,
+            f"({d.get('name')}) mcast dest address {v} MUST match VRRP instance family. "
+            "Skipping...",
+        )
+        return
+    if not a.is_multicast or (a.version == 6 and (a.packed[1] & 0x0F) != 2):
+        scope = " link-local" if a.version == 6 else ""
+        p.report(
+            line.loc,
+            Severity.GENERAL_ERROR,
+            f"({d.get('name')}) mcast_dst_ip {v} not{scope} multicast. Skipping...",
+        )
+        return
+    d["mcast_dst_ip"] = a
 
 
 def _vips(key: str) -> Any:
@@ -514,7 +596,8 @@ def _vrules(p: Parser, line: Line) -> None:
 def _unicast_peers(p: Parser, line: Line) -> None:
     lst = _vi(p).setdefault("unicast_peers", [])
     for ln in p.value_block(line):
-        a = p.ip(ln.words[0], ln.loc, "unicast peer")
+        # A "/prefix" is dropped, as in keepalived (lib/utils.c inet_stosockaddr).
+        a = p.ip(_sockaddr_text(ln.words[0]), ln.loc, "unicast peer")
         if a is None:
             continue
         fields: dict[str, Any] = {}
@@ -524,6 +607,14 @@ def _unicast_peers(p: Parser, line: Line) -> None:
             if w[i] in ("min_ttl", "max_ttl"):
                 fields[w[i]] = p.to_int(w[i + 1], 0, 255, ln.loc, w[i])
             i += 2
+        if fields:
+            # Options of a peer, not keywords (no ledger line): one warning a peer.
+            p.report(
+                ln.loc,
+                Severity.INFO,
+                f"'{'/'.join(fields)}' is not supported by pykeep: adverts from the peer "
+                "are accepted whatever their TTL",
+            )
         lst.append(UnicastPeer(a, loc=ln.loc, **fields))
 
 
@@ -554,6 +645,9 @@ def track_refs(p: Parser, line: Line, kind: str) -> list[TrackRef]:
 def _track(key: str, target: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
         d = p.state.cur.get(target) or {}
+        if key == "track_process":
+            d.setdefault(key, []).extend(_process_refs(p, d, line))
+            return
         refs = track_refs(p, line, key)
         if key != "track_interface":
             # Looked up while parsing, so the script or file must be defined
@@ -561,6 +655,9 @@ def _track(key: str, target: str) -> Any:
             if key == "track_script":
                 known = {s.name for s in p.state.vrrp_scripts}
                 what, kind = "track script", "vrrp_script"
+            elif key == "track_bfd":
+                known = set(p.state.bfd_vrrp)
+                what, kind = "track bfd", "bfd_instance"
             else:
                 known = {f.name for f in p.state.vrrp_track_files}
                 what, kind = "track file", "vrrp_track_file"
@@ -576,9 +673,116 @@ def _track(key: str, target: str) -> Any:
                     f"define '{kind} {r.name} {{ … }}' above the block that uses it",
                 )
             refs = kept
+        if key == "track_bfd":
+            # vrrp_track.c alloc_track_bfd: a second reference is an error.
+            seen = {t.name for t in d.get(key, ())}
+            uniq = []
+            for r in refs:
+                if r.name in seen:
+                    p.report(
+                        r.loc,
+                        Severity.GENERAL_ERROR,
+                        f"({d.get('name')}) duplicate track_bfd {r.name} - ignoring",
+                        f"name {r.name} once",
+                    )
+                    continue
+                seen.add(r.name)
+                uniq.append(_bfd_ref(p, r))
+            refs = uniq
         d.setdefault(key, []).extend(refs)
 
     return handler
+
+
+def _process_refs(p: Parser, d: dict[str, Any], line: Line) -> list[TrackRef]:
+    """``NAME [weight N [reverse|noreverse]]`` lines, read as vrrp_track.c alloc_track_process.
+
+    The process must be defined above; a second reference is an error; the
+    weight and reverse are the vrrp_track_process's unless the line gives them.
+    """
+    defs = {t.name: t for t in p.state.vrrp_track_processes}
+    seen = {t.name for t in d.get("track_process", ())}
+    who = d.get("name")
+    out: list[TrackRef] = []
+    for ln in p.value_block(line):
+        w = ln.words
+        tp = defs.get(w[0])
+        if tp is None:
+            p.report(
+                ln.loc,
+                Severity.GENERAL_ERROR,
+                f"({who}) track process {w[0]} not found, ignoring...",
+                f"define 'vrrp_track_process {w[0]} {{ … }}' above the block that uses it",
+            )
+            continue
+        if w[0] in seen:
+            p.report(
+                ln.loc,
+                Severity.GENERAL_ERROR,
+                f"({who}) duplicate track_process {w[0]} - ignoring",
+                f"name {w[0]} once",
+            )
+            continue
+        weight, reverse = tp.weight, tp.weight_reverse
+        if len(w) >= 2:
+            if w[1] != "weight":
+                p.report(
+                    ln.loc,
+                    Severity.GENERAL_ERROR,
+                    f"({who}) unknown track process option {w[1]} - ignoring",
+                    "write NAME [weight N [reverse]]",
+                )
+                continue
+            if len(w) == 2:
+                p.report(
+                    ln.loc,
+                    Severity.GENERAL_ERROR,
+                    f"({who}) weight without value specified for track process {w[0]} - ignoring",
+                    "write NAME weight N",
+                )
+                continue
+            v = p.to_int(w[2], -254, 254, ln.loc, "track_process weight")
+            if v is None:
+                p.report(
+                    ln.loc,
+                    Severity.GENERAL_ERROR,
+                    f"({who}) weight for track process {w[0]} must be in [-254..254] "
+                    "inclusive. Ignoring...",
+                    "give a weight in [-254, 254]",
+                )
+            else:
+                weight = v
+            if len(w) >= 4:
+                if w[3] in ("reverse", "noreverse"):
+                    reverse = w[3] == "reverse"
+                else:
+                    p.report(
+                        ln.loc,
+                        Severity.GENERAL_ERROR,
+                        f"({who}) unknown track_process {w[0]} weight option {w[3]} - ignoring",
+                        "write reverse or noreverse",
+                    )
+        seen.add(w[0])
+        out.append(TrackRef(w[0], weight, reverse, ln.loc))
+    return out
+
+
+def _bfd_ref(p: Parser, r: TrackRef) -> TrackRef:
+    """The bfd_instance's weight unless the reference gives one (vrrp_track.c alloc_track_bfd)."""
+    weight, reverse = p.state.bfd_vrrp[r.name]
+    if r.weight is not None and abs(r.weight) > 253:
+        # track_bfd's range is narrower than track_script's
+        d = p.state.cur.get("vrrp") or p.state.cur.get("sg") or {}
+        p.report(
+            r.loc,
+            Severity.GENERAL_ERROR,
+            f"({d.get('name')}) weight for track bfd {r.name} must be in [-253..253] "
+            "inclusive. Ignoring...",
+            "give a weight in [-253, 253]",
+        )
+    elif r.weight is not None:
+        weight = r.weight
+    return TrackRef(r.name, weight, reverse or r.reverse, r.loc)
 
 
 def _notify(key: str, target: str) -> Any:
@@ -702,6 +906,17 @@ def _instance_end(p: Parser) -> None:
         return
     notify = Notify(**d.pop("_notify"))
     d.pop("_auth_loc", None)
+    own = d.get("interface")
+    if own is not None and any(r.name == own for r in d.get("track_interface", ())):
+        # vrrp.c vrrp_complete_instance: the instance's own interface is always
+        # tracked (unless dont_track_primary), so naming it again is dropped.
+        p.report(
+            d["loc"],
+            Severity.GENERAL_ERROR,
+            f"({d['name']}) Ignoring track_interface {own} since own interface",
+            f"remove {own} from track_interface (use dont_track_primary to not track it)",
+        )
+        d["track_interface"] = [r for r in d["track_interface"] if r.name != own]
     fields = frozen(d, _VI_FIELDS)
     fields["notify"] = notify
     fields.setdefault("virtual_router_id", 0)
@@ -752,6 +967,18 @@ def _sg_group(p: Parser, line: Line) -> None:
     for ln in p.value_block(line):
         for w in ln.words:
             d["group"].append((w, ln.loc))
+
+
+def _sg_global_tracking(p: Parser, line: Line) -> None:
+    """vrrp_parser.c vrrp_gglobal_tracking_handler: sync_group_tracking_weight, deprecated."""
+    d = p.state.cur.get("sg")
+    if d is not None:
+        d["global_tracking"] = True
+        p.error(
+            f"({d.get('name')}) global_tracking is deprecated. "
+            "Use track_interface/script/file on the sync group",
+            "replace global_tracking with sync_group_tracking_weight",
+        )
 
 
 def _sg_flag(key: str) -> Any:
@@ -856,6 +1083,10 @@ def _vscript_end(p: Parser) -> None:
     sc = d["script"]
     if "user" in d:
         d["script"] = type(sc)(sc.argv, d["user"], d.get("group"), sc.loc)
+    from pykeep.config.script_user import vscript_user_kept
+
+    if not vscript_user_kept(p, d["script"], d["name"], "user" in d):
+        return
     p.state.vrrp_scripts.append(VrrpScript(**d))
 
 
@@ -883,10 +1114,17 @@ def _tf_weight(p: Parser, line: Line) -> None:
     if d is None:
         return
     v = p.int_arg(line, -254, 254)
-    if v is not None:
-        d["weight"] = v
-        if len(line.words) > 2 and line.words[2] == "reverse":
-            d["weight_reverse"] = True
+    if v is None:
+        # track_file.c track_file_weight_handler adds its own sentence.
+        p.error(
+            f"Weight ({line.words[1]}) for track_file {d['name']} must be between "
+            "[-254..254] inclusive. Ignoring...",
+            "give a weight in [-254, 254]",
+        )
+        return
+    d["weight"] = v
+    if len(line.words) > 2 and line.words[2] == "reverse":
+        d["weight_reverse"] = True
 
 
 def _tf_init(p: Parser, line: Line) -> None:
@@ -895,8 +1133,14 @@ def _tf_init(p: Parser, line: Line) -> None:
         return
     d["init_file"] = 0
     if len(line.words) > 1 and line.words[1] not in ("overwrite",):
-        v = p.to_int(line.words[1], -254, 254, line, "init_file")
-        if v is not None:
+        # track_file.c track_file_init_handler: any int is read, then judged.
+        v = p.to_int(line.words[1], -(2**31), 2**31 - 1, line, "init_file")
+        if v is None or not -254 <= v <= 254:
+            p.error(
+                f"Track file {d['name']} init value {line.words[1]} is invalid",
+                "give init_file a value in [-254, 254]",
+            )
+        else:
             d["init_file"] = v
 
 
@@ -906,7 +1150,7 @@ def _tfile_end(p: Parser) -> None:
         return
     if "file" not in d:
         p.report(
-            d["loc"],
+            p.close_loc() or d["loc"],  # at the '}', as keepalived
             Severity.GENERAL_ERROR,
             f"No file set for track_file {d['name']} - ignoring",
             f"add 'file /path' to track_file {d['name']}",
@@ -915,39 +1159,166 @@ def _tfile_end(p: Parser) -> None:
     p.state.vrrp_track_files.append(VrrpTrackFile(**d))
 
 
+# -- vrrp_track_process ----------------------------------------------------------
+# Value ranges and their messages are judged in front of these handlers
+# (values.track_process); these only keep what passed.
+
+
+def _tprocess(p: Parser, line: Line) -> None:
+    name = p.arg(line)
+    p.state.cur["tp"] = {"name": name, "loc": line.loc}
+
+
+def _tp_cur(p: Parser) -> dict[str, Any]:
+    d: dict[str, Any] = p.state.cur.get("tp") or {}
+    return d
+
+
+def _tp_process(p: Parser, line: Line) -> None:
+    """vrrp_parser.c vrrp_tprocess_process_handler: PATH, then exact parameters."""
+    d = _tp_cur(p)
+    if len(line.words) < 2:
+        p.arg(line)
+        return
+    if "process" in d:
+        p.error(
+            f"Process already set for track process {d['name']} - ignoring {line.words[1]}",
+            "give one 'process' line",
+        )
+        return
+    d["process"] = line.words[1]
+    if len(line.words) > 2:
+        d["params"] = tuple(line.words[2:])
+        d.setdefault("param_match", "exact")
+        d["full_command"] = True
+
+
+def _tp_param_match(p: Parser, line: Line) -> None:
+    d = _tp_cur(p)
+    d["param_match"] = line.words[1] if len(line.words) > 1 else "exact"
+    d["full_command"] = True
+
+
+def _tp_weight(p: Parser, line: Line) -> None:
+    d = _tp_cur(p)
+    if d.get("weight"):
+        p.error(
+            f"Weight already set for track process {d['name']} - ignoring {line.words[1]}",
+            "give one 'weight' line",
+        )
+        return
+    v = p.int_arg(line, -254, 254)
+    if v is None:
+        return
+    if len(line.words) > 2:
+        if line.words[2] == "reverse":
+            d["weight_reverse"] = True
+        else:
+            p.error(
+                f"vrrp_track_process {d['name']} unknown weight option {line.words[2]}",
+                "write weight N [reverse]",
+            )
+    d["weight"] = v
+
+
+def _tp_quorum(p: Parser, line: Line) -> None:
+    d = _tp_cur(p)
+    v = p.int_arg(line, 1, 65535)
+    if v is None:
+        return
+    if v > d.get("quorum_max", 2**32 - 1):
+        p.error("Quorum is greater than quorum_max - ignoring", "raise quorum_max first")
+        return
+    d["quorum"] = v
+
+
+def _tp_quorum_max(p: Parser, line: Line) -> None:
+    d = _tp_cur(p)
+    if len(line.words) < 2:
+        p.arg(line)
+        return
+    v = p.to_int(line.words[1], 0, 65535, line, "quorum_max")
+    if v is None:
+        p.error(
+            f"quorum_max ({line.words[1]}) for vrrp_track_process {d['name']} must be "
+            "between [0..65535] inclusive. Ignoring...",
+            "quorum_max takes [0..65535]",
+        )
+        return
+    quorum = d.get("quorum", 1)
+    # quorum_max 0 is allowed when quorum was not raised (vrrp_tprocess_quorum_max_handler)
+    if (v or quorum > 1) and v < quorum:
+        p.error("quorum_max is less than quorum - ignoring", "give quorum_max >= quorum")
+        return
+    d["quorum_max"] = v
+    if v == 0:
+        d["quorum"] = 0
+    elif not quorum:
+        d["quorum"] = 1
+
+
+def _tp_delay(*fields_: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = _tp_cur(p)
+        v = p.decimal_arg(line, 0.000001, 3600)
+        if v is not None:
+            for f in fields_:
+                d[f] = v
+
+    return handler
+
+
+def _tp_full_command(p: Parser, line: Line) -> None:
+    _tp_cur(p)["full_command"] = True
+
+
+def _tprocess_end(p: Parser) -> None:
+    d = p.state.cur.pop("tp", None)
+    if not d or "process" not in d or not d.get("name"):
+        return  # "process name not specified" is reported by values.track_process
+    p.state.vrrp_track_processes.append(VrrpTrackProcess(**d))
+
+
 def install(root: Table) -> None:
     """The VRRP root keywords (vrrp_parser.c init_vrrp_keywords)."""
+    # What keepalived reads as a '{ values }' block is read as one here too
+    # (skip_values), even where pykeep does not act on it: read as keywords,
+    # its '}' would close the block around it (a vrrp_instance and its VIPs).
     tg = block(root, "track_group", generic)
-    kw(tg, "group", generic)
+    kw(tg, "group", skip_values)
     kw(root, "static_ipaddress", _static_addresses)
     kw(root, "static_routes", _static_routes)
     kw(root, "static_rules", _static_rules)
-    kw(root, "linkbeat_interfaces", generic)
-    kw(root, "interface_up_down_delays", generic)
+    kw(root, "linkbeat_interfaces", skip_values)
+    kw(root, "interface_up_down_delays", skip_values)
 
     sg = block(root, "vrrp_sync_group", _sync_group, _sg_end)
     kw(sg, "group", _sg_group)
     kw(sg, "track_interface", _track("track_interface", "sg"))
     kw(sg, "track_script", _track("track_script", "sg"))
     kw(sg, "track_file", _track("track_file", "sg"))
-    kw(sg, "track_process", generic)
-    kw(sg, "track_bfd", generic)
+    kw(sg, "track_process", _track("track_process", "sg"))
+    kw(sg, "track_bfd", _track("track_bfd", "sg"))
     for n in ("notify_backup", "notify_master", "notify_fault", "notify_stop"):
         kw(sg, n, _notify(n[7:], "sg"))
     kw(sg, "notify", _notify("generic", "sg"))
     kw(sg, "smtp_alert", _smtp("sg"))
-    kw(sg, "global_tracking", _sg_flag("global_tracking"))
+    kw(sg, "global_tracking", _sg_global_tracking)
     kw(sg, "sync_group_tracking_weight", _sg_flag("sync_group_tracking_weight"))
     kw(sg, "notify_priority_changes", generic)
 
     gg = block(root, "garp_group", generic)
-    for n in ("garp_interval", "gna_interval", "interface", "interfaces"):
+    for n in ("garp_interval", "gna_interval", "interface"):
         kw(gg, n, generic)
+    kw(gg, "interfaces", skip_values)
 
     vi = block(root, "vrrp_instance", _instance, _instance_end)
     for n in _INSTANCE_ACCEPTED:
         kw(vi, n, generic)
     kw(vi, "use_vmac", _use_vmac)
+    kw(vi, "vmac_xmit_base", _set("vmac_xmit_base", "flag"))
+    kw(vi, "track_process", _track("track_process", "vrrp"))
+    kw(vi, "track_bfd", _track("track_bfd", "vrrp"))
     kw(vi, "unicast_peer", _unicast_peers)
     kw(vi, "check_unicast_src", _set("check_unicast_src", "flag"))
     kw(vi, "state", _state)
@@ -957,6 +1328,7 @@ def install(root: Table) -> None:
     kw(vi, "track_script", _track("track_script", "vrrp"))
     kw(vi, "track_file", _track("track_file", "vrrp"))
     kw(vi, "mcast_src_ip", _src_ip("mcast_src_ip"))
+    kw(vi, "mcast_dst_ip", _mcast_dst)
     kw(vi, "unicast_src_ip", _src_ip("unicast_src_ip"))
     kw(vi, "virtual_router_id", _vrid)
     kw(vi, "unicast_ttl", _unicast_ttl)
@@ -1003,25 +1375,31 @@ def install(root: Table) -> None:
     kw(vs, "user", _vs_user)
     kw(vs, "init_fail", _vs_init_fail)
 
-    tp = block(root, "vrrp_track_process", generic)
-    for n in (
-        "process",
-        "param_match",
-        "weight",
-        "quorum",
-        "quorum_max",
-        "delay",
-        "terminate_delay",
-        "fork_delay",
-        "full_command",
-    ):
-        kw(tp, n, generic)
+    tp = block(root, "vrrp_track_process", _tprocess, _tprocess_end)
+    kw(tp, "process", _tp_process)
+    kw(tp, "param_match", _tp_param_match)
+    kw(tp, "weight", _tp_weight)
+    kw(tp, "quorum", _tp_quorum)
+    kw(tp, "quorum_max", _tp_quorum_max)
+    kw(tp, "delay", _tp_delay("terminate_delay", "fork_delay"))
+    kw(tp, "terminate_delay", _tp_delay("terminate_delay"))
+    kw(tp, "fork_delay", _tp_delay("fork_delay"))
+    kw(tp, "full_command", _tp_full_command)
+    values.track_process(root["vrrp_track_process"])
+
+    # bfd_instance belongs to keepalived's BFD process; the VRRP process
+    # reads it too, for track_bfd (bfd/bfd_parser.c init_bfd_keywords).
+    bfd_parser.install(root)
 
     for root_name in ("track_file", "vrrp_track_file"):
         tf = block(root, root_name, _tfile, _tfile_end)
         kw(tf, "file", _tf_file)
         kw(tf, "weight", _tf_weight)
         kw(tf, "init_file", _tf_init)
+
+    # Values keepalived judges, whether or not pykeep acts on the keyword.
+    values.guard("vrrp_instance", vi)
+    values.guard("vrrp_sync_group", sg)
 
 
 def loc_of(items: list[tuple[str, Loc]], name: str) -> Loc | None:

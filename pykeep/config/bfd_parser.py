@@ -1,0 +1,307 @@
+"""``bfd_instance`` blocks, read as keepalived 2.2.7's bfd/bfd_parser.c reads them.
+
+Every check, range and default below is bfd_parser.c's (``bfd_*_handler``
+and ``bfd_end_handler``): intervals in milliseconds with up to three
+decimals, kept in microseconds; a missing or mismatched neighbour disables
+the instance; ttl 0 becomes 255 (IPv4) or 64 (IPv6); max_hops above ttl is
+cut to ttl.  keepalived runs BFD in a process of its own and tells the VRRP
+and checker processes; ``vrrp`` and ``checker`` in the block choose which
+hear it, so a block naming only ``checker`` cannot be tracked by VRRP.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pykeep.config.diagnostics import Severity
+from pykeep.config.lexer import Line
+from pykeep.config.model import BfdInstance
+from pykeep.config.parser import Parser, Table, block, kw
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+NAME_MAX = 31  # BFD_INAME_MAX - 1
+_UINT_MS_MAX = (2**32 - 1) // 1000
+_MS = re.compile(r"\+?(\d+)(?:\.(\d{1,3}))?")
+_SENSIBLE_MS = 10_000
+
+
+def _cur(p: Parser) -> dict[str, Any] | None:
+    d: dict[str, Any] | None = p.state.cur.get("bfd")
+    return d
+
+
+def _start(p: Parser, line: Line) -> None:
+    name = p.arg(line)
+    assert name is not None
+    if len(name) > NAME_MAX:
+        p.error(
+            f"Configuration error: BFD instance {name} name too long (maximum length is "
+            f"{NAME_MAX} characters) - ignoring",
+            f"shorten the bfd_instance name to {NAME_MAX} characters",
+        )
+    elif any(b.name == name for b in p.state.bfd_instances) or name in p.state.bfd_vrrp:
+        p.error(
+            f"Configuration error: BFD instance {name} already configured - ignoring",
+            "give each bfd_instance a unique name",
+        )
+    else:
+        p.state.cur["bfd"] = {"name": name, "loc": line.loc, "_procs": set()}
+        return
+    p.state.cur["bfd"] = None
+    p.skip_block()
+
+
+def _neighbor(p: Parser, line: Line) -> None:
+    d = _cur(p)
+    if d is None:
+        return
+    word = line.words[0].replace("neighbour", "neighbor")
+    spelling = "neighbour" if line.words[0] == "neighbour_ip" else "neighbor"
+    d["_spelling"] = spelling
+    s = p.arg(line)
+    assert s is not None
+    ip = _quiet_ip(s)
+    if ip is None:
+        p.error(
+            f"Configuration error: BFD instance {d['name']} has malformed {spelling} "
+            f"address {s}, ignoring instance",
+            f"write {word} as an IPv4 or IPv6 address",
+        )
+        p.state.cur["bfd"] = None
+        p.skip_block()
+        return
+    d["neighbor_ip"] = ip
+
+
+def _source(p: Parser, line: Line) -> None:
+    d = _cur(p)
+    if d is None:
+        return
+    s = p.arg(line)
+    assert s is not None
+    ip = _quiet_ip(s)
+    if ip is None:
+        p.error(
+            f"Configuration error: BFD instance {d['name']} has malformed source address "
+            f"{s}, ignoring",
+            "write source_ip as an IPv4 or IPv6 address",
+        )
+        return
+    d["source_ip"] = ip
+
+
+def _quiet_ip(s: str) -> Any:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(s)
+    except ValueError:
+        return None
+
+
+def _interval(key: str, lo_ms: int) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = _cur(p)
+        if d is None:
+            return
+        s = p.arg(line)
+        assert s is not None
+        m = _MS.fullmatch(s)
+        us = None
+        if m is not None:
+            us = int(m.group(1)) * 1000 + int((m.group(2) or "").ljust(3, "0") or "0")
+            if not lo_ms * 1000 <= us <= _UINT_MS_MAX * 1000:
+                us = None
+        if us is None:
+            p.error(
+                f"Configuration error: BFD instance {d['name']} {key} value {s} is not valid "
+                f"(must be in range [{lo_ms}-{_UINT_MS_MAX}]), ignoring",
+                f"give {key} in milliseconds (up to 3 decimals)",
+            )
+            return
+        d[f"{key}_us"] = us
+        if us > _SENSIBLE_MS * 1000:
+            p.report(
+                line.loc,
+                Severity.INFO,
+                f"Configuration warning: BFD instance {d['name']} {key} value {s} is larger "
+                f"than max sensible ({_SENSIBLE_MS})",
+                "",
+            )
+
+    return handler
+
+
+def _multiplier(p: Parser, line: Line) -> None:
+    d = _cur(p)
+    if d is None:
+        return
+    v = _quiet_int(line, 1, 255)
+    if v is None:
+        p.error(
+            f"Configuration error: BFD instance {d['name']} multiplier value "
+            f"{line.words[1]} not valid (must be in range [1-255]), ignoring",
+            "give multiplier in [1, 255]",
+        )
+        return
+    d["multiplier"] = v
+
+
+def _ttl(p: Parser, line: Line) -> None:
+    d = _cur(p)
+    if d is None:
+        return
+    v = _quiet_int(line, 1, 255)
+    if v is None:
+        p.error(
+            f"Configuration error: BFD instance {d['name']} ttl/hoplimit value "
+            f"{line.words[1]} not valid (must be in range [1-255]), ignoring",
+            "give ttl in [1, 255]",
+        )
+        return
+    d["ttl"] = v
+
+
+def _max_hops(p: Parser, line: Line) -> None:
+    d = _cur(p)
+    if d is None:
+        return
+    v = _quiet_int(line, -1, 255)
+    if v is None:
+        p.error(
+            f"Configuration error: BFD instance {d['name']} max_hops value "
+            f"{line.words[1]} not valid (must be in range [-1-255]), ignoring",
+            "give max_hops in [-1, 255]",
+        )
+        return
+    # keepalived stores it in a uint8_t: -1 is 255, which turns the TTL check off.
+    d["max_hops"] = v & 0xFF
+
+
+def _passive(p: Parser, line: Line) -> None:
+    d = _cur(p)
+    if d is not None:
+        d["passive"] = True
+
+
+def _weight(p: Parser, line: Line) -> None:
+    d = _cur(p)
+    if d is None:
+        return
+    v = _quiet_int(line, -253, 253)
+    if v is None:
+        p.error(
+            f"Configuration error: BFD instance {d['name']} weight value "
+            f"{line.words[1] if len(line.words) > 1 else ''} not valid (must be in range "
+            "[-253-253]), ignoring",
+            "give weight in [-253, 253]",
+        )
+    else:
+        d["weight"] = v
+    if len(line.words) >= 3:
+        if line.words[2] == "reverse":
+            d["weight_reverse"] = True
+        else:
+            p.error(
+                f"Configuration error: BFD instance {d['name']} weight {line.words[1]} "
+                f"unknown option {line.words[2]}",
+                "the only option after the weight is 'reverse'",
+            )
+
+
+def _process(which: str) -> Any:
+    def handler(p: Parser, line: Line) -> None:
+        d = _cur(p)
+        if d is not None:
+            d["_procs"].add(which)
+
+    return handler
+
+
+def _quiet_int(line: Line, lo: int, hi: int) -> int | None:
+    if len(line.words) < 2:
+        return None
+    try:
+        v = int(line.words[1], 10)
+    except ValueError:
+        return None
+    return v if lo <= v <= hi else None
+
+
+def _end(p: Parser) -> None:
+    d = p.state.cur.pop("bfd", None)
+    if d is None:
+        return
+    spelling = d.pop("_spelling", "neighbor")
+    procs = d.pop("_procs")
+    # keepalived's VRRP process reads the block on its own and keeps the
+    # name for track_bfd whatever the BFD process thinks of the rest
+    # (bfd_parser.c bfd_vrrp_handler / bfd_vrrp_end_handler): a block the BFD
+    # side disables is still trackable, and simply never comes Up.
+    if not procs or "vrrp" in procs:
+        p.state.bfd_vrrp[d["name"]] = (d.get("weight", 0), d.get("weight_reverse", False))
+    where = p.close_loc() or d["loc"]
+    nbr = d.get("neighbor_ip")
+    if nbr is None:
+        p.report(
+            where,
+            Severity.GENERAL_ERROR,
+            f"Configuration error: BFD instance {d['name']} has no {spelling} address set, "
+            "disabling instance",
+            f"add '{spelling}_ip ADDRESS' to bfd_instance {d['name']}",
+        )
+        return
+    src = d.get("source_ip")
+    if src is not None and src.version != nbr.version:
+        p.report(
+            where,
+            Severity.GENERAL_ERROR,
+            f"Configuration error: BFD instance {d['name']} source address {src} and "
+            f"{spelling} address {nbr} are not of the same family, disabling instance",
+            "use one address family for both",
+        )
+        return
+    for other in p.state.bfd_instances:
+        if other.neighbor_ip == nbr and other.source_ip == src:
+            what = f"source/{spelling} address {src}/{nbr}" if src else f"{spelling} address {nbr}"
+            p.report(
+                where,
+                Severity.GENERAL_ERROR,
+                f"Configuration error: BFD instance {d['name']} has duplicate {what}, "
+                "ignoring instance",
+                "one bfd_instance a neighbour and source address",
+            )
+            return
+    ttl = d.get("ttl") or (255 if nbr.version == 4 else 64)
+    d["ttl"] = ttl
+    if d.get("max_hops", 0) > ttl:
+        p.report(
+            where,
+            Severity.GENERAL_ERROR,
+            f"BFD instance {d['name']}: max_hops exceeds ttl/hoplimit - setting to ttl/hoplimit",
+            "make max_hops at most ttl",
+        )
+        d["max_hops"] = ttl
+    p.state.bfd_instances.append(BfdInstance(**d))
+
+
+def install(root: Table) -> None:
+    """Register ``bfd_instance`` and its keywords (bfd_parser.c init_bfd_keywords)."""
+    bfd = block(root, "bfd_instance", _start, _end)
+    kw(bfd, "source_ip", _source)
+    kw(bfd, "neighbor_ip", _neighbor)
+    kw(bfd, "neighbour_ip", _neighbor)
+    kw(bfd, "min_rx", _interval("min_rx", 1))
+    kw(bfd, "min_tx", _interval("min_tx", 1))
+    kw(bfd, "idle_tx", _interval("idle_tx", 1000))
+    kw(bfd, "multiplier", _multiplier)
+    kw(bfd, "passive", _passive)
+    kw(bfd, "ttl", _ttl)
+    kw(bfd, "hoplimit", _ttl)
+    kw(bfd, "max_hops", _max_hops)
+    kw(bfd, "weight", _weight)
+    kw(bfd, "vrrp", _process("vrrp"))
+    kw(bfd, "checker", _process("checker"))

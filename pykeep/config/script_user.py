@@ -1,0 +1,145 @@
+"""Whether a configured script has someone to run as, judged while parsing, as keepalived does.
+
+keepalived resolves a script's user when it reads the keyword (lib/notify.c
+``notify_script_init``, vrrp_parser.c ``vrrp_vscript_end_handler``,
+check_misc.c ``misc_end_handler``), not when it runs it:
+
+- ``notify_master "/x.sh" USER [GROUP]``: the words after the script are its
+  user and group; an unknown one drops the script with a log line only.
+- no user of its own: ``script_user``, else ``keepalived_script``; under
+  ``enable_script_security`` with neither, keepalived reports once "Unable to
+  set default user keepalived_script for script" (a config error) and drops
+  every script that needed the default.
+
+A dropped script is gone from the model: it never runs and it does not count
+towards "SECURITY VIOLATION - scripts are being executed".
+"""
+
+from __future__ import annotations
+
+from pykeep.config.diagnostics import Severity
+from pykeep.config.model import Loc, Script
+from pykeep.script_security import DEFAULT_SCRIPT_USER, default_user_missing, resolve_identity
+
+TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
+if TYPE_CHECKING:
+    from pykeep.config.parser import Parser
+
+#: Keywords whose scripts keepalived reads with ``notify_script_init`` (user and
+#: group follow the command).  vrrp_script and MISC_CHECK take a ``user``
+#: keyword instead; the notify FIFOs name a file, not a script.
+NOTIFY_INIT_KINDS = frozenset(
+    {
+        "notify_master",
+        "notify_backup",
+        "notify_fault",
+        "notify_stop",
+        "notify",
+        "notify_deleted",
+        "notify_master_rx_lower_pri",
+        "notify_up",
+        "notify_down",
+        "quorum_up",
+        "quorum_down",
+        "startup_script",
+        "shutdown_script",
+    }
+)
+
+_REPORTED = "_default_script_user_reported"
+
+
+def _user_known(user: str, group: str | None) -> bool:
+    try:
+        resolve_identity(user, group)
+    except ValueError:
+        return False
+    return True
+
+
+def default_missing(p: Parser, loc: Loc | None = None) -> bool:
+    """True when no default user exists; reports keepalived's error the first time."""
+    g = p.state.global_defs
+    if not default_user_missing(g.get("script_user"), bool(g.get("enable_script_security"))):
+        return False
+    if not g.get(_REPORTED):
+        g[_REPORTED] = True
+        p.report(
+            loc or (p.line.loc if p.line is not None else None),
+            Severity.GENERAL_ERROR,
+            f"Unable to set default user {DEFAULT_SCRIPT_USER} for script",
+            f"add 'script_user USER' to global_defs, or create the user {DEFAULT_SCRIPT_USER}",
+        )
+    return True
+
+
+def notify_script_kept(p: Parser, sc: Script, kind: str) -> bool:
+    """notify.c ``notify_script_init``: False when the script must be dropped."""
+    if kind not in NOTIFY_INIT_KINDS:
+        return True
+    if sc.user:
+        if _user_known(sc.user, sc.group):
+            return True
+        # keepalived only logs this: the verdict does not change.
+        p.report(
+            sc.loc,
+            Severity.INFO,
+            f"Invalid user/group for {kind} script {sc.path} - ignoring",
+            "the words after the script are USER [GROUP]; quote the whole command",
+        )
+        return False
+    if default_missing(p):
+        p.report(
+            sc.loc,
+            Severity.INFO,
+            f"Failed to set default user for {kind} script {sc.path} - ignoring",
+            None,
+        )
+        return False
+    return True
+
+
+def vscript_user_kept(p: Parser, sc: Script, name: str, own_user: bool) -> bool:
+    """vrrp_parser.c ``vrrp_vscript_user_handler`` / ``vrrp_vscript_end_handler``."""
+    if own_user:
+        if sc.user and _user_known(sc.user, sc.group):
+            return True
+        p.report(
+            p.close_loc() or sc.loc,  # at the '}' (end handler)
+            Severity.GENERAL_ERROR,
+            f"Unable to set uid/gid for script '{sc.path}'",
+            "name an existing user (and group) after 'user'",
+        )
+        return False
+    if default_missing(p, p.close_loc()):
+        p.report(
+            p.close_loc() or sc.loc,
+            Severity.GENERAL_ERROR,
+            f"Unable to set default user for vrrp script {name} - removing",
+            f"add 'script_user USER' to global_defs, or 'user USER' to vrrp_script {name}",
+        )
+        return False
+    return True
+
+
+def misc_user_kept(p: Parser, sc: Script, own_user: bool) -> bool:
+    """check_misc.c ``misc_user_handler`` / ``misc_end_handler``."""
+    if own_user:
+        if sc.user and _user_known(sc.user, sc.group):
+            return True
+        p.report(
+            p.close_loc() or sc.loc,  # at the '}' (check_misc.c misc_end_handler)
+            Severity.GENERAL_ERROR,
+            f"Failed to set uid/gid for misc checker script '{sc.path}' - removing",
+            "name an existing user (and group) after 'user'",
+        )
+        return False
+    if default_missing(p, p.close_loc()):
+        p.report(
+            p.close_loc() or sc.loc,
+            Severity.GENERAL_ERROR,
+            f"Unable to set default user for misc script {sc.path} - removing",
+            "add 'script_user USER' to global_defs, or 'user USER' to MISC_CHECK",
+        )
+        return False
+    return True
