@@ -35,10 +35,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import trio
-
-from pykeep import log as pklog
+from pykeep import rundir
 from pykeep.config.diagnostics import Severity
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import trio
+
+# trio, structlog and pyroute2 are imported only after a crashed run's VIPs
+# are gone (``remove_stale_vips``): every 100 ms of imports before that is
+# 100 ms more of two hosts answering for one address.
 
 DEFAULT_CONF = "/etc/keepalived/keepalived.conf"
 DEFAULT_PID = "/run/keepalived.pid"
@@ -150,31 +156,110 @@ def write_legacy_stats(service: Any, path: str) -> None:
     os.replace(tmp, path)
 
 
+def remove_stale_vips(config: Any) -> list[str]:
+    """Remove the configured VIPs a crashed run left behind; the log lines to write.
+
+    keepalived does this first thing in its VRRP child (vrrp_daemon.c
+    ``start_vrrp`` -> ``vrrp_restore_interfaces_startup``, logging
+    "(name) removing VIPs." per instance with -D).  It runs before the heavy
+    imports, over a bare netlink socket (vrrp/links.py).
+    """
+    from vrrp.links import leftover_candidates, remove_leftovers
+
+    lines: list[str] = []
+    for inst in config.vrrp_instances:
+        if inst.virtual_ipaddress:
+            lines.append(f"({inst.name}) removing VIPs.")
+        if inst.virtual_ipaddress_excluded:
+            lines.append(f"({inst.name}) removing E-VIPs.")
+    try:
+        for dev, vip in remove_leftovers(leftover_candidates(config)):
+            lines.append(f"removed VIP {vip} left on {dev} by a previous run")
+    except OSError as exc:
+        lines.append(f"cannot remove VIPs left by a previous run: {exc.strerror or exc}")
+    return lines
+
+
 def main(options: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT; the process exit code."""
-    pklog.setup(
-        console=bool(_opt(options, "log_console")),
-        detail=bool(_opt(options, "log_detail")),
-        facility=_opt(options, "log_facility"),
-        json=bool(_opt(options, "log_json")),
-    )
-    logger = pklog.get("daemon")
+    # Namespace, configuration and stale VIPs come before the logging and
+    # event-loop imports; what they have to say is logged right after.
+    early_error: str | None = None
     namespace = _opt(options, "namespace")
     if namespace:
         try:
             enter_namespace(namespace)
         except OSError as exc:
-            logger.error(f"cannot enter network namespace {namespace}: {exc.strerror}")
-            return 1
-    from pykeep import config as pkconfig
-
+            early_error = f"cannot enter network namespace {namespace}: {exc.strerror}"
+    result: Any = None
+    files = rundir.pid_files(net_namespace=None, instance=None, use_pid_dir=False)
+    ident = "Keepalived_vrrp"
     path = _opt(options, "use_file") or _opt(options, "conf_file") or DEFAULT_CONF
-    result = pkconfig.load(path, _opt(options, "config_id"))
+    stale_lines: list[str] = []
+    if early_error is None:
+        from pykeep import config as pkconfig
+
+        result = pkconfig.load(path, _opt(options, "config_id"))
+        # The file's net_namespace is entered once the file is read, -s winning
+        # (main.c keepalived_main: override_namespace, set_namespaces).
+        gdefs = result.config.global_defs
+        if namespace and gdefs.net_namespace:
+            stale_lines.append(
+                f"Overriding config net_namespace '{gdefs.net_namespace}' "
+                f"with command line namespace '{namespace}'"
+            )
+        elif gdefs.net_namespace and not unusable_at_start(result):
+            try:
+                enter_namespace(gdefs.net_namespace)
+            except OSError:
+                early_error = f"Unable to set network namespace {gdefs.net_namespace} - exiting"
+            else:
+                # Read again inside: interface checks must see the namespace's
+                # links (keepalived's children read the file after setns too).
+                result = pkconfig.load(path, _opt(options, "config_id"))
+        rundir.namespace_override = namespace or None
+        ident = rundir.syslog_ident(
+            "Keepalived_vrrp", namespace or gdefs.net_namespace, gdefs.instance
+        )
+        files = rundir.pid_files(
+            net_namespace=namespace or gdefs.net_namespace,
+            instance=gdefs.instance,
+            use_pid_dir=gdefs.use_pid_dir,
+            main=_opt(options, "pid"),
+            vrrp=_opt(options, "vrrp_pid"),
+            checkers=_opt(options, "checkers_pid"),
+        )
+        if (
+            early_error is None
+            and not unusable_at_start(result)
+            and not _opt(options, "check")
+            and running_pid(files.main) is None
+        ):
+            stale_lines += remove_stale_vips(result.config)
+    from pykeep import log as pklog
+
+    pklog.setup(
+        console=bool(_opt(options, "log_console")),
+        detail=bool(_opt(options, "log_detail")),
+        facility=_opt(options, "log_facility"),
+        json=bool(_opt(options, "log_json")),
+        syslog=not _opt(options, "no_syslog"),
+        ident=ident,  # main.c make_syslog_ident: _NS and _INSTANCE appended
+    )
+    logger = pklog.get("daemon")
+    if early_error is not None:
+        logger.error(early_error)
+        return 1
     for diag in result.diagnostics:
         logger.warning(str(diag))
     if unusable_at_start(result):
         logger.error(f"Stopping: configuration {path} does not load")
         return 1
+    vrrp_logger = pklog.get("vrrp")
+    for line in stale_lines:
+        if line.startswith("(") and not pklog.detail_enabled():
+            continue  # keepalived logs the per-instance line with -D only
+        vrrp_logger.info(line)
     from pykeep import lvs as pklvs
 
     try:
@@ -182,24 +267,24 @@ def main(options: argparse.Namespace) -> int:
     except pklvs.LvsUnavailable as exc:
         logger.error(str(exc))
         return 1
-    pidfiles = [
-        _opt(options, "pid") or DEFAULT_PID,
-        _opt(options, "vrrp_pid") or DEFAULT_VRRP_PID,
-    ]
+    pidfiles = [files.main, files.vrrp]  # pykeep/rundir.py: keepalived's names
     if not _opt(options, "vrrp"):
-        pidfiles.append(_opt(options, "checkers_pid") or DEFAULT_CHECKERS_PID)
+        pidfiles.append(files.checkers)
     other = running_pid(pidfiles[0])
     if other is not None:
         logger.error(f"daemon is already running (pid {other}, {pidfiles[0]})")
         return 1
     if not _opt(options, "dont_fork"):
         daemonize()
+    made_dirs = rundir.make_dirs(files)
     for p in pidfiles:
         try:
             write_pidfile(p)
         except OSError as exc:
             logger.error(f"cannot write pid file {p}: {exc.strerror}")
     logger.info("Starting pykeep daemon")
+    import trio
+
     try:
         trio.run(_run, options, path, result.config, lvs_service)
     except KeyboardInterrupt:
@@ -207,6 +292,7 @@ def main(options: argparse.Namespace) -> int:
     finally:
         for p in pidfiles:
             remove_pidfile(p)
+        rundir.remove_dirs(made_dirs)
     logger.info("Stopped")
     return 0
 
@@ -221,6 +307,9 @@ async def _run(
     default action and would kill us; READY=1 goes out only once the
     control socket and metrics listener accept connections.
     """
+    import trio
+
+    from pykeep import log as pklog
     from pykeep.ops import control, dumps, metrics, sdnotify
     from pykeep.ops import view as ops
     from vrrp.service import VrrpService
@@ -240,6 +329,7 @@ async def _run(
     )
     legacy = legacy_stats_path()
     sigs = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+    await run_start_stop_script(config, "startup", logger)
     with trio.open_signal_receiver(*sigs) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(
@@ -266,6 +356,16 @@ async def _run(
                     await nursery.start(
                         follow_vrrp, lvs_service, service, lambda: operations.config
                     )
+            if _opt(options, "dump_conf"):
+                # -d: keepalived dumps its configuration to the log once started
+                # (vrrp_daemon.c start_vrrp dump_data_vrrp, check_daemon.c
+                # start_check dump_data_check), in the words of its data dump.
+                snap = operations.snapshot()
+                text = dumps.render_data(snap) if vrrp_enabled else ""
+                if lvs_service is not None:
+                    text += dumps.render_check_data(snap)
+                for line in text.splitlines():
+                    logger.info(line)
             sock = Path(_opt(options, "control_socket") or control.DEFAULT_SOCKET)
             try:
                 await nursery.start(control.serve_control, operations, sock)
@@ -291,20 +391,68 @@ async def _run(
                 if vrrp_enabled:
                     await service.shutdown()
             nursery.cancel_scope.cancel()
+        await run_start_stop_script(operations.config, "shutdown", logger)
+
+
+async def run_start_stop_script(config: Any, kind: str, logger: Any) -> None:
+    """``startup_script`` / ``shutdown_script``: waited for, within their timeouts.
+
+    keepalived (core/main.c ``run_startup_script``, ``stop_keepalived``) runs
+    the start-up script before any VRRP or checker work begins, and the
+    shutdown script once they have stopped; a hung script is killed at
+    ``{startup,shutdown}_script_timeout`` (10 s by default).
+    """
+    from pykeep import log as pklog
+    from pykeep import scripts
+
+    g = config.global_defs
+    script = getattr(g, f"{kind}_script", None)
+    if script is None:
+        return
+    verdict = scripts.check_script_secure(
+        script,
+        enforce=g.enable_script_security,
+        default_user=g.script_user,
+        default_group=g.script_group,
+    )
+    if not verdict.runnable:
+        logger.warning(f"{kind} script {script.path} {verdict.reason} - not running")
+        return
+    if pklog.detail_enabled():
+        logger.info(f"Running {kind} script {script.path}")
+    result = await scripts.run_script(
+        script,
+        timeout=getattr(g, f"{kind}_script_timeout", 10.0),
+        default_user=g.script_user,
+        default_group=g.script_group,
+    )
+    if result.timed_out:
+        logger.info(f"{kind} script {script.path} timed out - killed")
+    elif result.exit_code:
+        # main.c startup_shutdown_script_completed: "%s script failed" with type "… script"
+        logger.info(f"{kind} script script failed, status {result.exit_code}")
+    elif result.reason:
+        logger.info(f"{kind} script {script.path}: {result.reason}")
 
 
 async def _legacy_usr2(
     operations: Any,
     service: Any,
     path: str,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[None] | None = None,
 ) -> None:
     """SIGUSR2 with ``$PYKEEP_STATS_FILE`` set: keepalived.stats *and* the old JSON.
 
     Opened after dumps.serve_dump_signals, this receiver takes SIGUSR2 over
     (the newest trio receiver of a signal gets it), so it writes both files.
     """
+    import trio
+
+    from pykeep import log as pklog
     from pykeep.ops import dumps
+
+    if task_status is None:
+        task_status = trio.TASK_STATUS_IGNORED
 
     with trio.open_signal_receiver(signal.SIGUSR2) as receiver:
         task_status.started()

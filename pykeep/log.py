@@ -71,8 +71,13 @@ def setup(
     facility: str | int | None = None,
     json: bool = False,
     ident: str = "Keepalived_vrrp",
+    syslog: bool = True,
 ) -> None:
-    """Configure structlog and the stdlib sink once for the whole process."""
+    """Configure structlog and the stdlib sink once for the whole process.
+
+    ``syslog`` False is keepalived's ``-G``/``--no-syslog``: without ``-l``
+    the lines go nowhere (lib/logger.c log_message skips syslog).
+    """
     global _detail
     _detail = detail
     root = logging.getLogger("pykeep")
@@ -82,6 +87,8 @@ def setup(
     if console:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_ConsoleFormatter() if not json else logging.Formatter("%(message)s"))
+    elif not syslog:
+        handler = logging.NullHandler()
     else:
         try:
             handler = logging.handlers.SysLogHandler(

@@ -116,7 +116,8 @@ def test_script_rise_fall_as_vrrp_script_child_thread() -> None:
 
 def test_fifo_line_and_nonblocking_fifo_write() -> None:
     assert notify.fifo_line("INSTANCE", "VI_1", "MASTER", 150) == 'INSTANCE "VI_1" MASTER 150\n'
-    assert notify.fifo_line("GROUP", "G", "BACKUP", None) == 'GROUP "G" BACKUP\n'
+    # a group carries priority 0 (vrrp_notify.c notify_group_fifo)
+    assert notify.fifo_line("GROUP", "G", "BACKUP", None) == 'GROUP "G" BACKUP 0\n'
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "fifo")
         os.mkfifo(path)

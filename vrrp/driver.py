@@ -8,7 +8,9 @@ this module only moves things in and out of it:
   is dropped and counted without ever queueing), and good adverts are queued
   for the instance task;
 - the machine's timers are absolute deadlines in ``machine.timers``; the
-  task sleeps until the earliest and feeds ``TimerFired``;
+  earliest is handed to the process's one timer queue (:mod:`vrrp.timer`),
+  which wakes the task at that deadline to feed ``TimerFired`` — no task
+  sleeps on a deadline of its own, and nothing spins;
 - tracker changes arrive as callbacks and become ``TrackerChanged`` events;
 - actions are executed in the order the machine returned them: advert out,
   VIPs in (netlink), GARP bursts (background task, paced), notify scripts
@@ -19,23 +21,25 @@ this module only moves things in and out of it:
 from __future__ import annotations
 
 import contextlib
-import math
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from pykeep import log as pklog
-from pykeep.config.model import Config, IPAddress, VrrpInstance, VrrpSyncGroup
+from pykeep.config.model import Config, IPAddress, IPAddressSpec, VrrpInstance, VrrpSyncGroup
 from vrrp import packet
 from vrrp.garp import Announcer
 from vrrp.machine import (
+    Action,
     AddVips,
     AdminStop,
     AdvertReceived,
+    CancelTimer,
     EnterState,
     Event,
     MachineParams,
@@ -43,6 +47,7 @@ from vrrp.machine import (
     Reload,
     RemoveVips,
     RunNotify,
+    ScheduleTimer,
     SendAdvert,
     SendGarpBurst,
     Start,
@@ -57,15 +62,20 @@ from vrrp.machine import (
 from vrrp.notify import Notifier, NotifyTarget
 from vrrp.socket import PoolSocket, Received, SocketKey, SocketPool
 from vrrp.syncgroup import GroupNotify, SyncGroup
+from vrrp.timer import DUE_SLACK, TimerQueue
 from vrrp.vip import Interface, Netlink, VipSet
+from vrrp.vmac import Vmac, VmacError
+from vrrp.vmac import ifname as vmac_ifname
+
+if TYPE_CHECKING:  # imported when a configuration uses them (start-up cost)
+    from vrrp.ahsocket import AhSocket
+    from vrrp.firewall import NoAccept
 
 #: bound on adverts queued for one instance; beyond it they are dropped and counted
 QUEUE_DEPTH = 256
-TIMER_EARLY = 0.0015
-"""Seconds before a timer's deadline at which the driver stops sleeping and yields.
-
-trio's epoll wait rounds up to whole ms and wakes ~0.9 ms late (2 ms at worst,
-measured); 1.5 ms early leaves ~0.2 ms of yielding per timer (3 ms left 2.2 ms)."""
+#: how far an instance's start may be dated back to its batch's, in advert
+#: intervals: its first Master_Down_Interval keeps at least 2.5 of them
+EPOCH_SLACK = 0.5
 
 #: the tracker key under which ``ctl failover`` holds the priority down
 FAILOVER_TRACKER = "ctl:failover"
@@ -88,6 +98,15 @@ class _Wake:
 _WAKE = _Wake()
 
 
+class _Run:
+    """Queue item: actions the machine already decided, to execute in order."""
+
+    __slots__ = ("actions",)
+
+    def __init__(self, actions: list[Action]) -> None:
+        self.actions = actions
+
+
 @dataclass
 class Env:
     """What all instance drivers share; owned by :class:`vrrp.service.VrrpService`."""
@@ -97,6 +116,10 @@ class Env:
     notifier: Notifier
     log: Any
     announcers: dict[str, Announcer] = field(default_factory=dict)
+    #: the one timer source of all instances (run by the service)
+    timers: TimerQueue = field(default_factory=TimerQueue)
+    #: the trio time at which a batch of instances starts, so their adverts align
+    epoch: float | None = None
     #: subscribe(kind, name, callback) -> unsubscribe; kind "if", "script", "file"
     subscribe: Callable[[str, str, Callable[[Any], None]], Callable[[], None]] = (
         lambda _k, _n, _cb: lambda: None
@@ -121,6 +144,24 @@ def instance_key(inst: VrrpInstance) -> tuple[Any, ...]:
     )
 
 
+def vip_key(spec: IPAddressSpec) -> tuple[object, ...]:
+    """A VIP as the kernel sees it: where it sits in the file does not count.
+
+    Lines move when a reload adds an instance above; keepalived compares the
+    address itself (vrrp.c ``clear_diff_vrrp_vip`` -> ``address_exist``).
+    """
+    return (spec.address, spec.dev, spec.label, spec.scope, spec.broadcast)
+
+
+def mcast_group(inst: VrrpInstance, config: Config) -> IPAddress:
+    """Where an instance's adverts go: ``mcast_dst_ip``, else the global group
+    (vrrp.c ``vrrp_complete_instance`` fills ``mcast_daddr`` from global_defs)."""
+    if inst.mcast_dst_ip is not None:
+        return inst.mcast_dst_ip
+    g = config.global_defs
+    return g.vrrp_mcast_group4 if inst.family == 4 else g.vrrp_mcast_group6
+
+
 def own_address(inst: VrrpInstance, iface: Interface | None) -> IPAddress | None:
     """The advert source keepalived picks (vrrp.c ``vrrp_complete_instance``)."""
     if inst.unicast_src_ip is not None:
@@ -142,6 +183,12 @@ class InstanceDriver:
         self.log = env.log
         self.iface = env.netlink.interface(inst.interface) if inst.interface else None
         self.src = own_address(inst, self.iface)
+        #: use_vmac: the macvlan, and the links adverts and GARPs use (None: self.iface)
+        self.vmac: Vmac | None = None
+        self.advert_link: Interface | None = None
+        self.garp_link: Interface | None = None
+        #: no_accept mode: the nftables drop set for this instance's VIPs
+        self.no_accept: NoAccept | None = None
         self.params: MachineParams = params_from_config(
             inst, config.global_defs, own_address=self.src
         )
@@ -149,21 +196,30 @@ class InstanceDriver:
         self.receive_params = self.params.receive_params()
         self.vips = VipSet(
             env.netlink,
-            inst.interface,
+            vmac_ifname(inst) or inst.interface,
             inst.virtual_ipaddress,
             inst.virtual_ipaddress_excluded,
             inst.virtual_routes,
+            inst.virtual_rules,
         )
         #: datagrams this instance dropped, by packet.Rejected reason
         self.rejected: Counter[str] = Counter()
         self.ip_id = 0
         self.coord: SyncCoord | None = None  # set by the service for sync-group members
-        self._send, self._recv = trio.open_memory_channel[Event | _Wake](QUEUE_DEPTH)
-        self._socket: PoolSocket | None = None
+        self._send, self._recv = trio.open_memory_channel[Event | _Wake | _Run](QUEUE_DEPTH)
+        self._socket: PoolSocket | AhSocket | None = None
+        self._ah: AhSocket | None = None  # auth_type AH: the same object as _socket
         self._unsubs: list[Callable[[], None]] = []
+        self._timer = env.timers.timer(self._on_timer)
+        #: the task is between two queue reads: events must queue behind it
+        self._busy = True
+        self._queued = 0  # items in the queue (cheaper than the channel's statistics)
+        self._advert_cache: tuple[int, MachineParams, IPAddress, bytes] | None = None
         self._nursery: trio.Nursery | None = None
         self._done = trio.Event()
-        self.target = NotifyTarget("INSTANCE", inst.name, inst.notify, inst.notify_fifo)
+        self.target = NotifyTarget(
+            "INSTANCE", inst.name, inst.notify, inst.notify_fifo, inst.smtp_alert
+        )
         #: the last EnterState seen, and how many there were since start
         self.last_transition: TransitionRecord | None = None
         self.transitions = 0
@@ -245,6 +301,7 @@ class InstanceDriver:
             expected=self.receive_params,
             ip_total_length=got.ip_total_length,
             ip_header_length=got.ip_header_length,
+            auth_check=self._ah.auth_check if self._ah is not None else None,
         )
         if isinstance(result, packet.Rejected):
             self.rejected[result.reason] += 1
@@ -254,11 +311,65 @@ class InstanceDriver:
         if result.addr_mismatch:
             # counted here; the machine drops it unless skip_check_adv_addr applies
             self.rejected[result.addr_mismatch] += 1
-        self.feed_nowait(AdvertReceived(result, got.src))
+        if self._ah is not None and self.machine.state is State.MASTER:
+            mine = self.machine.effective_priority
+            if result.priority < mine or (
+                result.priority == mine and self.src is not None and int(got.src) < int(self.src)
+            ):
+                self._ah.master_heard_lower()  # vrrp.c vrrp_state_master_rx
+        event = AdvertReceived(result, got.src)
+        if self._can_inline():
+            self._inline(self.machine.handle(event, trio.current_time()))
+        else:
+            self.feed_nowait(event)
 
-    def feed_nowait(self, event: Event | _Wake) -> None:
+    # ------------------------------------------------------------ inline path
+    # Most adverts received only move the Master_Down deadline, and most timer
+    # expiries only send an advert.  Handling them where they arrive (the
+    # socket reader, the timer queue) instead of waking the instance's task
+    # halves the scheduling per advert; anything else the machine decides is
+    # queued for the task, in order.  Only when the task is idle with an
+    # empty queue, so that events are never reordered.
+    def _can_inline(self) -> bool:
+        return not self._busy and self.coord is None and self._queued == 0
+
+    def _inline(self, actions: list[Action]) -> None:
+        m = self.machine
+        i = 0
+        while i < len(actions):
+            action = actions[i]
+            # Timer actions only echo ``machine.timers``, which is read below.
+            if not isinstance(action, (ScheduleTimer, CancelTimer)) and not (
+                isinstance(action, SendAdvert) and self._send_advert_nowait(action.priority)
+            ):
+                break
+            i += 1
+        if i < len(actions):
+            self.feed_nowait(_Run(actions[i:]))
+        self._timer.set(min(m.timers.values(), default=None))
+
+    def _on_timer(self) -> None:
+        """The timer queue's callback: this instance's earliest deadline has come."""
+        if not self._can_inline():
+            self.wake()
+            return
+        self._inline(self._fire_due(trio.current_time()))
+
+    def _fire_due(self, now: float) -> list[Action]:
+        """Whatever is overdue fires once, however late we are (after SIGSTOP/SIGCONT):
+        the machine re-arms from ``now``, as keepalived's scheduler does, so missed
+        periods never queue up."""
+        m = self.machine
+        out: list[Action] = []
+        for kind, at in sorted(m.timers.items(), key=lambda kv: kv[1]):
+            if at <= now + DUE_SLACK and kind in m.timers:
+                out.extend(m.handle(TimerFired(kind), now))
+        return out
+
+    def feed_nowait(self, event: Event | _Wake | _Run) -> None:
         try:
             self._send.send_nowait(event)
+            self._queued += 1
         except trio.WouldBlock:
             self.rejected["queue_full"] += 1
         except trio.ClosedResourceError:
@@ -320,6 +431,66 @@ class InstanceDriver:
                 self._tracker_event(f"file:{n}", e.delta, e.fault)
 
             self._unsubs.append(self.env.subscribe("file", tf.name, on_file))
+        for ref in inst.track_bfd:
+            # The weight was settled when parsed (vrrp_track.c alloc_track_bfd).
+            # A tracked BFD session counts as down until it reports Up
+            # (vrrp_track.c alloc_vrrp_tracked_bfd, initialise_track_bfd_state);
+            # the rules are track_script's (vrrp_scheduler.c vrrp_handle_bfd_event).
+            # The session's present state, when the speaker already has one,
+            # arrives during subscribe: it is the initial value (a reload keeps
+            # an Up session Up), never a queued event behind a stale one.
+            bw = ref.weight or 0
+            now_up: list[bool] = []
+
+            def on_bfd(
+                up: Any,
+                n: str = ref.name,
+                w: int = bw,
+                r: bool = ref.reverse,
+                first: list[bool] = now_up,
+            ) -> None:
+                if not first:
+                    first.append(bool(up))
+                    return
+                e = track_effect(w, r, bool(up))
+                self._tracker_event(f"bfd:{n}", e.delta, e.fault)
+
+            self._unsubs.append(self.env.subscribe("bfd", ref.name, on_bfd))
+            if not now_up:
+                now_up.append(False)
+            eff = track_effect(bw, ref.reverse, now_up[0])
+            events.append(TrackerChanged(f"bfd:{ref.name}", eff.delta, eff.fault))
+        for ref in inst.track_process:
+            # Weight and reverse were settled when parsed (vrrp_track.c
+            # alloc_track_process); the rules are track_script's (vrrp_track.c
+            # process_update_track_process_status).  The watcher scanned /proc
+            # before any instance started, so its quorum arrives during
+            # subscribe: that live value is the initial one.
+            have: list[bool] = []
+
+            def on_process(
+                up: Any,
+                n: str = ref.name,
+                w: int = ref.weight or 0,
+                r: bool = ref.reverse,
+                first: list[bool] = have,
+            ) -> None:
+                if not first:
+                    first.append(bool(up))
+                    return
+                e = track_effect(w, r, bool(up))
+                self._tracker_event(f"process:{n}", e.delta, e.fault)
+
+            self._unsubs.append(self.env.subscribe("process", ref.name, on_process))
+            if not have:
+                have.append(False)  # no watcher: quorum never gained
+            if not have[0] and not ref.weight:
+                self.log.info(
+                    f"({self.name}) entering FAULT state (tracked process {ref.name}"
+                    " quorum not achieved)"
+                )
+            eff = track_effect(ref.weight or 0, ref.reverse, have[0])
+            events.append(TrackerChanged(f"process:{ref.name}", eff.delta, eff.fault))
         return events
 
     # ------------------------------------------------------------ life cycle
@@ -332,55 +503,100 @@ class InstanceDriver:
                 if self.iface is None:
                     self.log.error(f"({self.name}) interface {inst.interface} not found")
                 else:
-                    group: IPAddress = (
-                        self.config.global_defs.vrrp_mcast_group4
-                        if inst.family == 4
-                        else self.config.global_defs.vrrp_mcast_group6
+                    await self._vmac_up()
+                    await self._firewall_up()
+                    link = self.advert_link or self.iface
+                    group = mcast_group(inst, self.config)
+                    key = SocketKey(
+                        inst.family,
+                        link.name,
+                        inst.unicast_src_ip,
+                        None if inst.is_unicast else group,
                     )
-                    key = SocketKey(inst.family, self.iface.name, inst.unicast_src_ip)
                     try:
-                        self._socket = self.env.pool.subscribe(
-                            key, self.iface.index, group, inst.virtual_router_id, self._on_datagram
-                        )
+                        if self.params.auth_type == packet.AUTH_AH:
+                            # AH adverts use a protocol-51 socket of their own (vrrp/ahsocket.py)
+                            from vrrp.ahsocket import AhSocket
+
+                            ahs = AhSocket(
+                                key,
+                                link.index,
+                                group,
+                                inst.virtual_router_id,
+                                self.params.auth_pass,
+                                unicast=inst.is_unicast,
+                            )
+                            self._socket = self._ah = ahs
+                            nursery.start_soon(ahs.run, self._on_datagram)
+                        else:
+                            self._socket = self.env.pool.subscribe(
+                                key,
+                                link.index,
+                                group,
+                                inst.virtual_router_id,
+                                self._on_datagram,
+                            )
                     except OSError as exc:
                         self.log.error(f"({self.name}) cannot open VRRP socket: {exc}")
                 for ev in self._initial_trackers():
                     await self._handle(ev)
-                await self._handle(Start())
+                # One start time for the whole batch: adverts leave aligned, as
+                # keepalived's do after its one init pass.  Never more than
+                # half an advert interval before this instance could hear
+                # anything: a slow start-up must not eat its first
+                # Master_Down_Interval (3 intervals + skew).
+                now = trio.current_time()
+                epoch = self.env.epoch
+                slack = EPOCH_SLACK * self.params.adver_int
+                start = now if epoch is None else max(epoch, now - slack)
+                await self._handle(Start(), start)
                 task_status.started()
                 await self._serve()
                 nursery.cancel_scope.cancel()
         finally:
+            self._timer.cancel()
             for unsub in self._unsubs:
                 unsub()
             self._unsubs.clear()
-            if self._socket is not None:
+            if self._ah is not None:
+                self._ah.close()
+            elif self._socket is not None:
                 self.env.pool.unsubscribe(self._socket.key, inst.virtual_router_id)
             if self.machine.vips_set or self.vips.is_up:
                 # Cancelled without a clean stop: never leave a VIP behind.
                 self.vips.down()
+            if self.vmac is not None:
+                try:
+                    self.vmac.down()
+                except VmacError as exc:
+                    self.log.error(f"({self.name}) {exc}")
+            if self.no_accept is not None:
+                self.no_accept.stop()
             self._done.set()
 
     async def _serve(self) -> None:
         m = self.machine
+        timer = self._timer
         while True:
-            deadline = min(m.timers.values(), default=math.inf)
-            event: Event | _Wake | None = None
-            with trio.move_on_at(deadline - TIMER_EARLY):
-                event = await self._recv.receive()
-            if event is None:
-                # The last stretch is yielded away rather than slept (TIMER_EARLY),
-                # to fire within the 5 ms of the RFC bound that issue 4 asks for.
-                while event is None and trio.current_time() < deadline:
-                    await trio.sleep(0)
-                    with contextlib.suppress(trio.WouldBlock):
-                        event = self._recv.receive_nowait()
+            timer.set(min(m.timers.values(), default=None))
+            self.env.timers.flush()
+            self._busy = False
+            event = await self._recv.receive()
+            self._queued -= 1
+            self._busy = True
             now = trio.current_time()
+            if isinstance(event, _Run):
+                for action in event.actions:
+                    await self._do(action)
+                continue
             if isinstance(event, _Wake):
-                continue  # a sync-group sibling moved our timers
-            if event is None:
+                # The timer queue's deadline, or a sync-group sibling moved our timers.
+                if self.coord is None:
+                    for action in self._fire_due(now):
+                        await self._do(action)
+                    continue
                 for kind, at in sorted(m.timers.items(), key=lambda kv: kv[1]):
-                    if at <= now and kind in m.timers:
+                    if at <= now + DUE_SLACK and kind in m.timers:
                         await self._handle(TimerFired(kind), now)
                 continue
             await self._handle(event, now)
@@ -391,6 +607,7 @@ class InstanceDriver:
         """Re-read the timers: another task changed this machine's deadlines."""
         with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
             self._send.send_nowait(_WAKE)
+            self._queued += 1
 
     async def stop(self) -> None:
         """Leave cleanly: priority-0 advert, VIPs removed, notify_stop; then return."""
@@ -400,32 +617,58 @@ class InstanceDriver:
 
     def reload(self, inst: VrrpInstance, config: Config) -> None:
         """Same instance identity, possibly new parameters: state and VIPs stay."""
-        old_vips = set(self.vips.addresses)
+        old_vips = {vip_key(a) for a in self.vips.addresses}
+        retrack = _tracking(self.inst, self.config) != _tracking(inst, config)
         self.inst = inst
         self.config = config
         self.src = own_address(inst, self.iface)
         self.params = params_from_config(inst, config.global_defs, own_address=self.src)
         self.receive_params = self.params.receive_params()
-        self.target = NotifyTarget("INSTANCE", inst.name, inst.notify, inst.notify_fifo)
+        if self._ah is not None:  # a changed auth_pass keys the next ICV
+            self._ah.secret = packet.pad_password(self.params.auth_pass)
+        self.target = NotifyTarget(
+            "INSTANCE", inst.name, inst.notify, inst.notify_fifo, inst.smtp_alert
+        )
         new_vips = VipSet(
             self.env.netlink,
-            inst.interface,
+            vmac_ifname(inst) or inst.interface,
             inst.virtual_ipaddress,
             inst.virtual_ipaddress_excluded,
             inst.virtual_routes,
+            inst.virtual_rules,
         )
-        if self.vips.is_up and set(new_vips.addresses) != old_vips:
+        new_keys = {vip_key(a) for a in new_vips.addresses}
+        if self.vips.is_up and new_keys != old_vips:
             # keepalived clear_diff_vrrp: drop what went away, add what is new.
             gone = VipSet(
                 self.env.netlink,
                 inst.interface,
-                tuple(a for a in self.vips.addresses if a not in set(new_vips.addresses)),
+                tuple(a for a in self.vips.addresses if vip_key(a) not in new_keys),
             )
             gone.is_up = True
             gone.down()
             new_vips.up()
+        if self.vips.is_up and new_vips.rules != self.vips.rules:
+            # vrrp.c clear_diff_vrrp_vrules: remove the rules that went away, add the rest.
+            from vrrp.static import rules_gone
+
+            lost = tuple(rules_gone(self.vips.rules, new_vips.rules))
+            gone_rules = VipSet(self.env.netlink, None, (), rules=lost)
+            gone_rules.down(force=True)
+            VipSet(self.env.netlink, None, (), rules=new_vips.rules).up()
         new_vips.is_up = self.vips.is_up
         self.vips = new_vips
+        if retrack and self._nursery is not None:
+            # Tracked objects changed (or its sync group's did): subscribe
+            # afresh; an object no longer tracked stops counting.
+            for unsub in self._unsubs:
+                unsub()
+            self._unsubs.clear()
+            events = self._initial_trackers()
+            for untracked in set(self.machine.trackers) - {e.name for e in events}:
+                self.feed_nowait(TrackerChanged(untracked, 0, False))
+            for ev in events:
+                self.feed_nowait(ev)
         self.feed_nowait(Reload(self.params))
 
     # ------------------------------------------------------------ actions
@@ -442,11 +685,13 @@ class InstanceDriver:
         if isinstance(action, SendAdvert):
             await self._send_advert(action.priority)
         elif isinstance(action, AddVips):
+            await self._firewall_drop(True)
             for err in self.vips.up():
                 self.log.error(f"({self.name}) {err}")
         elif isinstance(action, RemoveVips):
             for err in self.vips.down():
                 self.log.error(f"({self.name}) {err}")
+            await self._firewall_drop(False)
         elif isinstance(action, SendGarpBurst):
             self._garp(action.count)
         elif isinstance(action, RunNotify):
@@ -460,6 +705,8 @@ class InstanceDriver:
                     self.machine.effective_priority,
                 )
         elif isinstance(action, EnterState):
+            if action.new is State.MASTER and self._ah is not None:
+                self._ah.counter.entering_master()
             if action.new is not action.old:
                 self.transitions += 1
                 self.last_transition = TransitionRecord(
@@ -475,6 +722,29 @@ class InstanceDriver:
         suffix = " (init)" if action.reason == "init" else ""
         self.log.info(f"({self.name}) Entering {new.value} STATE{suffix}")
 
+    def _send_advert_nowait(self, priority: int) -> bool:
+        """Send a multicast advert without waiting; False when only the task may send it."""
+        sock, inst = self._socket, self.inst
+        if not isinstance(sock, PoolSocket) or self.src is None or inst.is_unicast or priority == 0:
+            return False
+        dst = mcast_group(inst, self.config)
+        # An instance sends the same VRRP part every second: encode it once per
+        # priority and parameter set (a reload brings new params, a new entry).
+        c = self._advert_cache
+        if c is not None and c[0] == priority and c[1] is self.params and c[2] == dst:
+            payload = c[3]
+        else:
+            payload = packet.encode(self.params.advert(priority), src=self.src, dst=dst)
+            self._advert_cache = (priority, self.params, dst, payload)
+        ip_id = self.ip_id % 0xFFFF + 1
+        try:
+            if not sock.send_nowait(payload, src=self.src, dst=dst, ttl=255, ip_id=ip_id):
+                return False
+        except OSError as exc:
+            self.log.info(f"({self.name}) send advert error: {exc!r}")
+        self.ip_id = ip_id
+        return True
+
     async def _send_advert(self, priority: int) -> None:
         if self._socket is None or self.src is None:
             return
@@ -486,9 +756,7 @@ class InstanceDriver:
             dests: list[IPAddress] = [p.address for p in inst.unicast_peers]
             ttl = inst.unicast_ttl
         else:
-            g = self.config.global_defs
-            group: IPAddress = g.vrrp_mcast_group4 if inst.family == 4 else g.vrrp_mcast_group6
-            dests = [group]
+            dests = [mcast_group(inst, self.config)]
             ttl = 255
         for dst in dests:
             csum_dst = dst
@@ -503,28 +771,92 @@ class InstanceDriver:
         if priority == 0:
             self.log.info(f"({self.name}) sent 0 priority")
 
+    async def _firewall_up(self) -> None:
+        """no_accept: the instance's drop set exists from start-up (vrrp/firewall.py)."""
+        inst = self.inst
+        if inst.priority >= 255 or inst.accept is not False:
+            return  # accept mode, or the address owner: no firewall
+        from vrrp.firewall import FirewallError, NoAccept
+
+        self.no_accept = NoAccept.for_instance(inst, self.config.global_defs)
+        if self.no_accept is None:
+            return
+        try:
+            await trio.to_thread.run_sync(self.no_accept.start)
+        except FirewallError as exc:
+            self.log.error(f"({self.name}) firewall not set up: {exc}")
+            self.no_accept = None
+
+    async def _firewall_drop(self, on: bool) -> None:
+        """vrrp.c vrrp_state_become_master / leave_master: the VIPs' drop rule."""
+        if self.no_accept is None or self.no_accept.dropping == on:
+            return
+        from vrrp.firewall import FirewallError
+
+        word = "setting" if on else "removing"
+        self.log.info(f"({self.name}) {word} firewall drop rule")
+        try:
+            await trio.to_thread.run_sync(self.no_accept.drop, on)
+        except FirewallError as exc:
+            self.log.error(f"({self.name}) {exc}")
+
+    async def _vmac_up(self) -> None:
+        """use_vmac: create the macvlan before the socket opens on it (vrrp/vmac.py)."""
+        self.vmac = Vmac.for_instance(self.inst)
+        if self.vmac is None or self.iface is None:
+            return
+        try:
+            index = await trio.to_thread.run_sync(self.vmac.up)
+        except (VmacError, OSError) as exc:
+            self.log.error(f"({self.name}) {exc}")
+            self.vmac = None
+            return
+        getattr(self.env.netlink, "stale", lambda: None)()  # a new link: re-read the table
+        mac = bytes(int(b, 16) for b in self.vmac.mac.split(":"))
+        self.garp_link = dataclasses.replace(self.iface, name=self.vmac.name, index=index, mac=mac)
+        if not self.vmac.xmit_base:
+            self.advert_link = self.garp_link
+        self.log.info(f"({self.name}) VMAC {self.vmac.name} up on {self.iface.name}")
+
     def _garp(self, count: int) -> None:
         if self.iface is None or self._nursery is None or count <= 0:
             return
+        link = self.garp_link or self.iface
         g = self.config.global_defs
         inst = self.inst
         ann = self.env.announcer(
-            self.iface,
+            link,
             inst.garp_interval if inst.garp_interval is not None else g.vrrp_garp_interval,
             inst.gna_interval if inst.gna_interval is not None else g.vrrp_gna_interval,
         )
         vips: list[IPAddress] = [
             s.address.ip
             for s in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
-            if s.dev is None or s.dev == self.iface.name
+            if s.dev is None or s.dev == link.name
         ]
         if vips:
             if pklog.detail_enabled():
                 self.log.info(
-                    f"({self.name}) Sending/queueing gratuitous ARPs on {self.iface.name} for "
+                    f"({self.name}) Sending/queueing gratuitous ARPs on {link.name} for "
                     + " ".join(str(v) for v in vips)
                 )
             self._nursery.start_soon(ann.announce, vips, count)
+
+
+def _tracking(inst: VrrpInstance, config: Config) -> tuple[object, ...]:
+    """What decides an instance's tracker subscriptions (``_initial_trackers``)."""
+    return (
+        inst.interface,
+        inst.dont_track_primary,
+        inst.track_interface,
+        inst.track_script,
+        inst.track_file,
+        inst.track_bfd,
+        inst.track_process,
+        config.vrrp_scripts,
+        config.vrrp_track_files,
+        config.vrrp_track_processes,
+    )
 
 
 class SyncCoord:
@@ -541,7 +873,9 @@ class SyncCoord:
         self.drivers = drivers
         self.notifier = notifier
         self.group = SyncGroup(group.name, {n: d.machine for n, d in drivers.items()})
-        self.target = NotifyTarget("GROUP", group.name, group.notify, group.notify_fifo)
+        self.target = NotifyTarget(
+            "GROUP", group.name, group.notify, group.notify_fifo, group.smtp_alert
+        )
         for d in drivers.values():
             d.coord = self
 

@@ -118,15 +118,25 @@ class Announcer:
                         self._send(na_frame(self.mac, vip, router=router), ETH_P_IPV6)
 
     async def _pace(self, family: int) -> None:
+        """Wait for this interface's next free slot for ``family``.
+
+        The next slot counts from when a frame actually left, never from a
+        slot that was due while the process was stopped: after SIGSTOP/SIGCONT
+        the queued frames go out one interval apart again instead of all at
+        once (keepalived's vrrp_arp.c sets ``garp_next_time`` from
+        ``time_now`` each time it sends).
+        """
         interval = self.interval4 if family == 4 else self.interval6
         if interval <= 0:
             return
-        now = trio.current_time()
         nxt = self._next4 if family == 4 else self._next6
-        if nxt > now:
+        if nxt > trio.current_time():
             await trio.sleep_until(nxt)
-            now = nxt
+        # Late by less than an interval (timer jitter): keep the cadence.  Later
+        # than that: the slot was missed, and the next one counts from now.
+        now = trio.current_time()
+        start = nxt if now - nxt < interval else now
         if family == 4:
-            self._next4 = now + interval
+            self._next4 = start + interval
         else:
-            self._next6 = now + interval
+            self._next6 = start + interval

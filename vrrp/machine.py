@@ -38,6 +38,7 @@ from typing import TypeAlias
 
 from pykeep.config.model import GlobalDefs, VrrpInstance
 from vrrp.packet import (
+    AUTH_AH,
     AUTH_NONE,
     AUTH_PASS,
     MCAST_GROUP4,
@@ -291,7 +292,10 @@ class MachineParams:
             interval_cs=self.interval_cs,
             addresses=self.addresses,
             auth_type=self.auth_type if self.version == 2 else AUTH_NONE,
-            auth_data=pad_password(self.auth_pass) if self.version == 2 else b"",
+            # AH leaves the VRRP auth field zero: the secret keys the ICV instead.
+            auth_data=pad_password(self.auth_pass)
+            if self.version == 2 and self.auth_type == AUTH_PASS
+            else b"",
         )
 
 
@@ -310,7 +314,7 @@ def params_from_config(
     fam = instance.family
     addrs = tuple(s.address.ip for s in instance.virtual_ipaddress if s.address.version == fam)
     own = own_address or instance.unicast_src_ip or instance.mcast_src_ip
-    auth = AUTH_PASS if instance.auth_type == "PASS" else AUTH_NONE
+    auth = {"PASS": AUTH_PASS, "AH": AUTH_AH}.get(instance.auth_type or "", AUTH_NONE)
     strict = instance.strict_mode if instance.strict_mode is not None else g.vrrp_strict
 
     def pick(local: float | int | None, glob: float | int) -> float:
@@ -328,7 +332,7 @@ def params_from_config(
         own_address=own,
         addresses=addrs,
         auth_type=auth if not strict else AUTH_NONE,
-        auth_pass=(instance.auth_pass or "").encode() if auth == AUTH_PASS else b"",
+        auth_pass=(instance.auth_pass or "").encode() if auth != AUTH_NONE else b"",
         unicast=instance.is_unicast,
         unicast_peers=tuple(p.address for p in instance.unicast_peers),
         check_unicast_src=bool(

@@ -5,9 +5,18 @@ keepalived (keepalived/vrrp/vrrp_notify.c ``send_instance_notifies``,
 
 - the state-specific script (``notify_master``/``_backup``/``_fault``/
   ``_stop``) with no extra arguments,
-- then the generic ``notify`` script with ``INSTANCE|GROUP name state prio``,
-- and writes ``INSTANCE "name" STATE prio`` (``GROUP "name" STATE``) plus a
-  newline to ``notify_fifo`` / ``vrrp_notify_fifo``.
+- then the generic ``notify`` script with ``INSTANCE|GROUP name state prio``
+  (a group's priority is written as 0),
+- writes ``INSTANCE "name" STATE prio`` (``GROUP "name" STATE 0``) plus a
+  newline to both ``notify_fifo`` and ``vrrp_notify_fifo``,
+- and sends an e-mail alert where ``smtp_alert`` asks for one, once per
+  state (``vrrp_smtp_notifier``; :mod:`pykeep.smtp`).
+
+The FIFOs are keepalived's (lib/notify.c ``fifo_open``/``fifo_close``): a
+missing FIFO is created (mode 0644) and removed again at stop, an existing
+one is left in place; its ``*_fifo_script`` is started with the FIFO's path
+as last argument; the daemon keeps the FIFO open read-write, so a line is
+never lost to a reader that is a moment late and a write never blocks.
 
 Scripts run in their own tasks: the event loop never waits for them, and a
 hung one is killed after its timeout (pykeep.scripts kills the process group).
@@ -17,18 +26,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
 from pykeep import scripts
-from pykeep.config.model import Notify, Script
+from pykeep.config.model import GlobalDefs, Notify, Script
 
 #: keepalived gives notify scripts no timeout of their own; we bound them so a
 #: hung script cannot pile up processes forever.
 NOTIFY_TIMEOUT = 30.0
+#: how long a notify_fifo_script may take to exit after SIGTERM at stop
+FIFO_SCRIPT_GRACE = 2.0
+FIFO_MODE = 0o644 & ~0o177
+
+if TYPE_CHECKING:
+    from pykeep.smtp import Alert, Mailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +56,57 @@ class NotifyTarget:
     name: str
     notify: Notify
     fifo: Script | None = None
+    smtp_alert: bool | None = None  # None: global smtp_alert_vrrp / smtp_alert
 
 
 def fifo_line(kind: str, name: str, state: str, priority: int | None) -> str:
-    if kind == "GROUP" or priority is None:
-        return f'{kind} "{name}" {state}\n'
-    return f'{kind} "{name}" {state} {priority}\n'
+    """vrrp_notify.c ``notify_fifo``: ``%s "%s" %s %d``; groups carry priority 0."""
+    return f'{kind} "{name}" {state} {priority or 0}\n'
+
+
+class NotifyFifo:
+    """One notify FIFO held open for the daemon's life (lib/notify.c ``fifo_open``)."""
+
+    def __init__(self, path: str, script: Script | None) -> None:
+        self.path = path
+        self.script = script
+        self.fd = -1
+        self.created = False
+
+    def open(self, log: Callable[[str], None]) -> bool:
+        """Create the FIFO if missing, then open it; False (logged) when unusable."""
+        try:
+            # S_IRUSR|S_IWUSR|S_IRGRP|S_IROTH under keepalived's default umask
+            # 0177 (core/main.c umask(umask_val)): the FIFO ends up 0600
+            os.mkfifo(self.path, FIFO_MODE)
+            self.created = True
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            log(f"Unable to create notify fifo {self.path}: {exc.strerror}")
+            return False
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as exc:
+            log(f"Unable to open notify fifo {self.path} - errno {exc.errno}")
+            self.close()
+            return False
+        return True
+
+    def write(self, line: str) -> None:
+        if self.fd != -1:
+            with contextlib.suppress(OSError):  # a full pipe drops the line, as keepalived's
+                os.write(self.fd, line.encode())
+
+    def close(self) -> None:
+        """Unlink first, so a script that reopens on EOF cannot find it (``fifo_close``)."""
+        if self.created:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            self.created = False
+        if self.fd != -1:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def write_fifo(path: str, line: str) -> bool:
@@ -79,6 +141,7 @@ class Notifier:
         global_fifo: Script | None = None,
         log: Callable[[str], None] = lambda _m: None,
         timeout: float = NOTIFY_TIMEOUT,
+        global_defs: GlobalDefs | None = None,
     ) -> None:
         self.nursery = nursery
         self.enforce = enforce_security
@@ -91,6 +154,98 @@ class Notifier:
         self.active = 0
         self._idle = trio.Event()
         self._idle.set()
+        #: the open notify_fifo / vrrp_notify_fifo (global_defs given)
+        self.fifos: list[NotifyFifo] = []
+        self._script_scopes: list[trio.CancelScope] = []
+        self._script_pids: list[int] = []
+        self.mailer: Mailer | None = None
+        self.smtp_default = False
+        self.smtp_sent = 0
+        self._last_email: dict[tuple[str, str], str] = {}
+        if global_defs is not None:
+            self.global_fifo = None
+            self._setup(global_defs)
+
+    def _setup(self, g: GlobalDefs) -> None:
+        if g.notification_email and g.smtp_server:  # else no mail: pykeep.smtp stays unloaded
+            from pykeep.smtp import Mailer
+
+            self.mailer = Mailer.from_config(g)
+        # vrrp.c vrrp_complete_instance: smtp_alert_vrrp, else smtp_alert, else off
+        default = g.smtp_alert_vrrp if g.smtp_alert_vrrp is not None else g.smtp_alert
+        self.smtp_default = bool(default)
+        seen: set[str] = set()
+        for fifo, script in (
+            (g.notify_fifo, g.notify_fifo_script),
+            (g.vrrp_notify_fifo, g.vrrp_notify_fifo_script),
+        ):
+            if fifo is None or not fifo.argv or fifo.argv[0] in seen:
+                continue
+            seen.add(fifo.argv[0])
+            nf = NotifyFifo(fifo.argv[0], script)
+            # the script starts before the daemon opens the FIFO (fifo_open)
+            if nf.script is not None:
+                scope = trio.CancelScope(shield=True)
+                self._script_scopes.append(scope)
+                self.nursery.start_soon(self._fifo_script, nf.script, nf.path, scope)
+            if nf.open(self.log):
+                self.fifos.append(nf)
+        if self.fifos or self._script_scopes:
+            self.nursery.start_soon(self._hold_fifos)
+
+    async def _fifo_script(self, script: Script, path: str, scope: trio.CancelScope) -> None:
+        """Runs for the daemon's life (keepalived: TIMER_NEVER).
+
+        keepalived SIGTERMs every script it runs as the first step of its
+        stop (vrrp_daemon.c ``vrrp_terminate_phase1``), before the instances
+        write their STOP lines, so the FIFO script never reads those:
+        :meth:`terminate_scripts` does the same.  The task is shielded so
+        that the script gets that SIGTERM rather than an instant SIGKILL,
+        and is killed if it still runs :data:`FIFO_SCRIPT_GRACE` later.
+        """
+        verdict = scripts.check_script_secure(
+            script,
+            enforce=self.enforce,
+            default_user=self.script_user,
+            default_group=self.script_group,
+        )
+        if not verdict.runnable:
+            self.log(f"Script {script.path} {verdict.reason} - not running")
+            return
+        with scope:
+            result = await scripts.run_script(
+                script,
+                (path,),
+                default_user=self.script_user,
+                default_group=self.script_group,
+                on_spawn=self._script_pids.append,
+            )
+        if scope.cancelled_caught:
+            return
+        if result.reason:
+            self.log(f"notify_fifo_script {script.path} exited: {result.reason}")
+
+    async def _hold_fifos(self) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.close_fifos()
+            for scope in self._script_scopes:
+                scope.deadline = trio.current_time() + FIFO_SCRIPT_GRACE
+
+    def terminate_scripts(self) -> None:
+        """SIGTERM the FIFO scripts' process groups (``script_killall``), once."""
+        for pid in self._script_pids:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGTERM)
+        self._script_pids.clear()
+        for scope in self._script_scopes:
+            scope.deadline = min(scope.deadline, trio.current_time() + FIFO_SCRIPT_GRACE)
+
+    def close_fifos(self) -> None:
+        for nf in self.fifos:
+            nf.close()
+        self.fifos.clear()
 
     def notify(self, target: NotifyTarget, state: str, priority: int | None) -> None:
         """Fire everything keepalived fires for ``state``; returns at once."""
@@ -103,22 +258,58 @@ class Notifier:
         }
         specific = by_state.get(state)
         generic = target.notify.generic
+        if state == "STOP":
+            self.terminate_scripts()  # the daemon is stopping: scripts go first
         line = fifo_line(target.kind, target.name, state, priority)
         for fifo in (target.fifo, self.global_fifo):
             if fifo is not None and fifo.argv:
                 write_fifo(fifo.argv[0], line)
+        for nf in self.fifos:
+            nf.write(line)
         chain: list[tuple[Script, tuple[str, ...]]] = []
         if specific is not None:
             chain.append((specific, ()))
         if generic is not None:
-            args: tuple[str, ...] = (target.kind, target.name, state)
-            if priority is not None:
-                args += (str(priority),)
+            args: tuple[str, ...] = (target.kind, target.name, state, str(priority or 0))
             chain.append((generic, args))
+        self._email(target, state)
         if chain:
             self.active += 1
             self._idle = trio.Event()
             self.nursery.start_soon(self._run_chain, chain)
+
+    def _email(self, target: NotifyTarget, state: str) -> None:
+        """vrrp_notify.c ``vrrp_smtp_notifier``: one alert per state entered."""
+        if self.mailer is None or state == "STOP":
+            # keepalived formats a "Stopping" alert, but its stopping process
+            # exits before the SMTP exchange runs: none is ever delivered.
+            return
+        wanted = target.smtp_alert if target.smtp_alert is not None else self.smtp_default
+        key = (target.kind, target.name)
+        if not wanted or self._last_email.get(key) == state:
+            return
+        alert = self.mailer.vrrp_alert(target.kind, target.name, state)
+        if alert is None:
+            return
+        self._last_email[key] = state
+        self.active += 1
+        self._idle = trio.Event()
+        self.nursery.start_soon(self._send_email, alert)
+
+    async def _send_email(self, alert: Alert) -> None:
+        from pykeep import smtp
+
+        try:
+            assert self.mailer is not None
+            reason = await smtp.send(self.mailer, alert)
+            if reason:
+                self.log(reason)
+            else:
+                self.smtp_sent += 1
+        finally:
+            self.active -= 1
+            if self.active == 0:
+                self._idle.set()
 
     async def drain(self, timeout: float) -> None:
         """Give running notify scripts (notify_stop at shutdown) ``timeout`` to finish."""

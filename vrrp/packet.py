@@ -21,6 +21,7 @@ import functools
 import ipaddress
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeAlias
 
@@ -85,7 +86,9 @@ class Rejected:
     ``short``, ``vrid``, ``length``, ``ttl``, ``version``, ``auth_type``,
     ``auth_pass``, ``adver_int``, ``type``, ``ip_length``, ``checksum``,
     ``dst``, ``unicast_src``, ``family`` (plus ``not_vrrp`` from
-    :func:`parse_ipv4`).
+    :func:`parse_ipv4`); for ``auth_type AH`` also ``auth_ah`` (bad ICV),
+    ``auth_ah_spi``, ``auth_ah_seq`` (replay) and ``ah_next_header``
+    (:mod:`vrrp.ah`).
     """
 
     reason: str
@@ -221,6 +224,7 @@ def decode(
     expected: ReceiveParams,
     ip_total_length: int | None = None,
     ip_header_length: int = 20,
+    auth_check: Callable[[], Rejected | None] | None = None,
 ) -> Advert | Rejected:
     """Check and decode the VRRP part of a received packet.
 
@@ -259,6 +263,13 @@ def decode(
         auth_data = ip_payload[-AUTH_LEN:]
         if auth_type == AUTH_PASS and auth_data != expected.padded_pass:
             return Rejected("auth_pass", auth_data, None)  # never echo the secret
+        if auth_type == AUTH_AH:
+            if auth_check is None:
+                # "No AH header but auth type is AH" (vrrp_check_packet)
+                return Rejected("auth_type", "no AH header", "AH")
+            bad = auth_check()
+            if bad is not None:
+                return bad
         interval_cs = ip_payload[5] * 100
         # A v2 interval mismatch drops the packet "to prevent concurrent VRID
         # running => multiple master in 1 VRID" (vrrp_check_packet).

@@ -5,7 +5,11 @@ vrrp_daemon.c ``start_vrrp``/``reload_vrrp_thread``, vrrp.c ``vrrp_exist``,
 ``clear_diff_vrrp``):
 
 - at start-up, every configured VIP still on an interface is removed first:
-  a crashed run left it there and we do not own it yet;
+  a crashed run left it there and we do not own it yet (the daemon already
+  did so before its heavy imports; here it costs one address dump);
+- links and addresses are read in one dump each for all instances, and one
+  timer queue (:mod:`vrrp.timer`) wakes every instance: N instances cost
+  neither N netlink lookups nor N kernel timers;
 - trackers shared by several instances (links, vrrp_scripts, track files)
   run once and fan out to the instances that use them;
 - on reload, old and new instances are matched by VRID, family, interface
@@ -19,6 +23,7 @@ for the metrics work.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -27,12 +32,18 @@ import trio
 
 from pykeep import log as pklog
 from pykeep.config.model import Config, VrrpInstance, VrrpScript, VrrpTrackFile
+from vrrp.bfd import BfdSpeaker
 from vrrp.driver import Env, InstanceDriver, SyncCoord, instance_key
-from vrrp.machine import PRIO_OWNER
+from vrrp.links import leftover_candidates, remove_leftovers
+from vrrp.machine import PRIO_OWNER, State
 from vrrp.notify import Notifier
+from vrrp.process import ProcessWatcher
 from vrrp.socket import SocketPool
+from vrrp.static import StaticEntries, del_rule
+from vrrp.syncgroup import group_of, member_tracking
+from vrrp.timer import TimerQueue
 from vrrp.track import LinkWatcher, ScriptStatus, run_vrrp_script, watch_track_file
-from vrrp.vip import Netlink, VipSet
+from vrrp.vip import Netlink
 
 
 class _Fanout:
@@ -58,11 +69,15 @@ class VrrpService:
         self.log = pklog.get("vrrp")
         self.drivers: dict[tuple[Any, ...], InstanceDriver] = {}
         self.coords: list[SyncCoord] = []
-        self.pool = SocketPool()
+        self.timers = TimerQueue()
+        self.pool = SocketPool(after_drain=self.timers.flush)
         self.links = LinkWatcher()
         self.fanouts: dict[tuple[str, str], _Fanout] = {}
+        self._bfd: BfdSpeaker | None = None
+        self._procs: tuple[Any, trio.CancelScope] | None = None  # definitions, their watcher
         self._nursery: trio.Nursery | None = None
         self._env: Env | None = None
+        self.static: StaticEntries | None = None
         self.reloads = 0
         self.reload_failures = 0
 
@@ -127,6 +142,75 @@ class VrrpService:
                     lambda tf=definition, f=fan: watch_track_file(tf, f.publish),
                 )
 
+    def _start_bfd(self, config: Config) -> None:
+        """One BFD speaker for every bfd_instance (vrrp/bfd.py), updated in place on reload.
+
+        Fanouts for tracked names persist across reloads, as keepalived keeps
+        ``bfd_up`` (vrrp.c, reload of vrrp_track_bfds); a tracked name with no
+        session (keepalived's BFD side disabled it) never publishes: never Up.
+        """
+        assert self._nursery is not None
+        for inst in config.vrrp_instances:
+            for ref in inst.track_bfd:
+                self.fanouts.setdefault(("bfd", ref.name), _Fanout())
+        for group in config.vrrp_sync_groups:  # members track the group's too
+            for ref in group.track_bfd:
+                self.fanouts.setdefault(("bfd", ref.name), _Fanout())
+        if self._bfd is not None:
+            self._bfd.update(config.bfd_instances)
+            return
+        if not config.bfd_instances:
+            return
+
+        def publish(name: str, up: bool) -> None:
+            fan = self.fanouts.get(("bfd", name))
+            if fan is not None and fan.value != up:
+                fan.publish(up)
+
+        self._bfd = BfdSpeaker(config.bfd_instances, publish, log=self.log.info)
+        self._nursery.start_soon(self._bfd.run)
+
+    def _start_processes(self, config: Config) -> None:
+        """One watcher for every vrrp_track_process (vrrp/process.py), replaced when they change.
+
+        It starts listening and makes its first scan here, before any instance subscribes, so that
+        instances start from the processes' present state, as keepalived
+        reads /proc before its instances start.  Fanouts of names still
+        defined persist across reloads: an unchanged quorum never bounces.
+        """
+        assert self._nursery is not None
+        defs = config.vrrp_track_processes
+        names = {("process", d.name) for d in defs}
+        for key in [k for k in self.fanouts if k[0] == "process" and k not in names]:
+            del self.fanouts[key]
+        if self._procs is not None:
+            if self._procs[0] == defs:
+                return
+            self._procs[1].cancel()
+            self._procs = None
+        if not defs:
+            return
+        for key in names:
+            self.fanouts.setdefault(key, _Fanout())
+
+        def publish(name: str, up: bool) -> None:
+            fan = self.fanouts.get(("process", name))
+            if fan is not None and fan.value != up:
+                if fan.value is not None:  # vrrp_track.c process_update_track_process_status
+                    self.log.info(f"Quorum {'gained' if up else 'lost'} for tracked process {name}")
+                fan.publish(up)
+
+        watcher = ProcessWatcher(defs, publish)
+        watcher.start()
+        if watcher.sock is None:
+            self.log.info(
+                "no proc connector in this network namespace: tracked processes are "
+                "read from /proc every 0.2 s"
+            )
+        scope = trio.CancelScope()
+        self._procs = (defs, scope)
+        self._nursery.start_soon(self._scoped, scope, watcher.run)
+
     @staticmethod
     async def _scoped(scope: trio.CancelScope, fn: Callable[[], Any]) -> None:
         with scope:
@@ -139,6 +223,7 @@ class VrrpService:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self.pool.attach(nursery)
+                await nursery.start(self.timers.run)
                 await nursery.start(self.links.run)
                 g = self.config.global_defs
                 notifier = Notifier(
@@ -146,7 +231,7 @@ class VrrpService:
                     enforce_security=g.enable_script_security,
                     script_user=g.script_user,
                     script_group=g.script_group,
-                    global_fifo=g.vrrp_notify_fifo or g.notify_fifo,
+                    global_defs=g,  # notify FIFOs, their scripts, SMTP alerts
                     log=self.log.info,
                 )
                 self._env = Env(
@@ -155,9 +240,15 @@ class VrrpService:
                     notifier=notifier,
                     log=self.log,
                     subscribe=self._subscribe,
+                    timers=self.timers,
                 )
                 self._remove_leftovers(self.config)
+                # vrrp_daemon.c start_vrrp: static entries before any instance runs.
+                self.static = StaticEntries(netlink, self.log.info)
+                self.static.start(self.config)
                 self._start_trackers(self.config)
+                self._start_bfd(self.config)
+                self._start_processes(self.config)
                 await self._start_instances(self.config, list(self.config.vrrp_instances))
                 task_status.started()
                 await trio.sleep_forever()
@@ -168,31 +259,42 @@ class VrrpService:
             netlink.close()
 
     def _remove_leftovers(self, config: Config) -> None:
-        """keepalived removes configured VIPs left by a previous run before starting."""
+        """keepalived removes configured VIPs left by a previous run before starting.
+
+        Only the addresses actually present are removed (one dump, then one
+        request each); rules and routes are removed as keepalived does, forcibly.
+        """
         assert self._env is not None
+        netlink = self._env.netlink
+        for dev, vip in remove_leftovers(leftover_candidates(config)):
+            self.log.info(f"removing VIP {vip} left on {dev} by a previous run")
         for inst in config.vrrp_instances:
-            vs = VipSet(
-                self._env.netlink,
-                inst.interface,
-                inst.virtual_ipaddress,
-                inst.virtual_ipaddress_excluded,
-                inst.virtual_routes,
-            )
-            vs.down(force=True)
+            for rule in inst.virtual_rules:  # rules first, as vrrp_restore_interface
+                with contextlib.suppress(OSError, ValueError):
+                    del_rule(netlink, rule)
+            for route in inst.virtual_routes:
+                with contextlib.suppress(OSError, ValueError):
+                    netlink.del_route(route, inst.interface)
 
     async def _start_instances(self, config: Config, instances: list[VrrpInstance]) -> None:
         assert self._nursery is not None and self._env is not None
+        # One link and one address dump serve every instance of the batch.
+        self._env.netlink.refresh()
+        self._env.epoch = trio.current_time()
         new: dict[str, InstanceDriver] = {}
         for inst in instances:
-            driver = InstanceDriver(inst, config, self._env)
+            driver = InstanceDriver(self._tracked(inst, config, log=True), config, self._env)
             self.drivers[driver.key] = driver
             new[inst.name] = driver
         for group in config.vrrp_sync_groups:
             members = {n: new[n] for n in group.group if n in new}
             if members and len(members) == len([n for n in group.group if config.instance(n)]):
                 self.coords.append(SyncCoord(group, members, self._env.notifier))
-        for driver in new.values():
-            await self._nursery.start(driver.run)
+        try:
+            for driver in new.values():
+                await self._nursery.start(driver.run)
+        finally:
+            self._env.epoch = None
 
     async def shutdown(self) -> None:
         """Stop every instance cleanly (priority-0 adverts, VIPs removed)."""
@@ -200,6 +302,9 @@ class VrrpService:
             for driver in list(self.drivers.values()):
                 n.start_soon(driver.stop)
         self.drivers.clear()
+        if self.static is not None:  # vrrp_terminate_phase2: after the VIPs
+            self.static.stop()
+            self.static = None
         if self._env is not None:
             await self._env.notifier.drain(5.0)
 
@@ -215,17 +320,72 @@ class VrrpService:
             self.log.info(f"({driver.name}) removed by reload - stopping")
             await driver.stop()
             del self.drivers[driver.key]
+        if self.static is not None:  # start_vrrp on reload: clear_diff_static_*, then add
+            self.static.reload(config)
         self._start_trackers(config)
+        self._start_bfd(config)
+        self._start_processes(config)
         added: list[VrrpInstance] = []
         for key, inst in new_by_key.items():
             existing = self.drivers.get(key)
             if existing is None:
                 added.append(inst)
                 continue
+            inst = self._tracked(inst, config, log=True)
             if inst != existing.inst or config.global_defs != old.global_defs:
                 existing.reload(inst, config)
         if added:
             await self._start_instances(config, added)
+        self._regroup(config)
+
+    def _tracked(self, inst: VrrpInstance, config: Config, *, log: bool) -> VrrpInstance:
+        """The instance with its sync group's tracking (vrrp/syncgroup.py member_tracking)."""
+        eff, msgs = member_tracking(inst, group_of(inst.name, config), config)
+        for line in msgs if log else ():
+            self.log.warning(line)
+        return eff
+
+    def _regroup(self, config: Config) -> None:
+        """Sync groups after a reload: matched members keep their state.
+
+        A group that is new, or whose members changed, gets a fresh
+        coordinator whose state is its members' (vrrp_sync.c
+        ``vrrp_sync_set_group``: FAULT if one is, MASTER if all are, else
+        BACKUP); an unchanged one keeps its own; a removed one frees its
+        members.
+        """
+        assert self._env is not None
+        by_name = {d.name: d for d in self.drivers.values()}
+        kept: list[SyncCoord] = []
+        for group in config.vrrp_sync_groups:
+            members = {n: by_name[n] for n in group.group if n in by_name}
+            if len(members) < 2:
+                continue
+            same = next(
+                (c for c in self.coords if c.config == group and c.drivers == members), None
+            )
+            if same is not None:
+                kept.append(same)
+                continue
+            coord = SyncCoord(group, members, self._env.notifier)
+            states = {d.machine.state for d in members.values()}
+            coord.group.state = (
+                State.FAULT
+                if State.FAULT in states
+                else State.MASTER
+                if states == {State.MASTER}
+                else State.BACKUP
+            )
+            coord.group._announced = True  # running members: no start-up notify
+            kept.append(coord)
+        for old in self.coords:
+            if old not in kept:
+                for d in old.drivers.values():
+                    if d.coord is old:
+                        d.coord = None
+                        d.machine.sync_gate = None
+                        d.machine.sync_fault = False
+        self.coords = kept
 
     # ------------------------------------------------------------ views
     def counters(self) -> dict[str, Counter[str]]:

@@ -12,12 +12,19 @@ Mirroring that matters on the wire:
 - IPv6 adverts leave with traffic class 0xc0, hop limit 255, the interface's
   link-local source given in ``IPV6_PKTINFO`` and the checksum filled in by
   the kernel (``IPV6_CHECKSUM`` at offset 6), as keepalived asks for.
-- Multicast receive sockets join 224.0.0.18 / ff02::12 on the interface only,
-  turn ``IP_MULTICAST_ALL`` off and bind to the group; unicast ones bind to
-  ``unicast_src_ip``.  Both are bound to the device.
+- Multicast receive sockets join the instance's group (224.0.0.18 / ff02::12,
+  or ``mcast_dst_ip``) on the interface only, turn ``IP_MULTICAST_ALL`` off
+  and bind to the group, so the kernel hands each socket only what was sent
+  to its group; unicast ones bind to ``unicast_src_ip``.  Both are bound to
+  the device.  The pool key holds the group for multicast and the source
+  for unicast (vrrp_scheduler.c ``already_exist_sock``): two instances with
+  the same VRID on different groups never see each other's adverts.
 
-This module moves bytes only: it parses the IPv4 header far enough to hand
-the VRRP payload, source, destination and TTL to ``vrrp.packet.decode``.
+One receive socket serves every instance of its key: each wake-up drains it
+(``recv`` until EAGAIN) and hands each datagram to the instance with its
+VRID; sends are non-blocking writes that only wait when the kernel's buffer
+is full.  This module moves bytes only: it parses the IPv4 header far enough
+to hand the VRRP payload, source, destination and TTL to ``vrrp.packet.decode``.
 """
 
 from __future__ import annotations
@@ -35,7 +42,6 @@ from typing import cast
 import trio
 
 from pykeep.config.model import IPAddress
-from vrrp import packet
 
 IPPROTO_VRRP = 112
 IP_MULTICAST_ALL = 49  # linux/in.h; not exported by Python's socket module
@@ -67,6 +73,9 @@ class SocketKey:
     family: int  # 4 or 6
     ifname: str
     unicast_src: IPAddress | None
+    #: the multicast group (None for unicast): instances on different groups
+    #: have sockets of their own
+    group: IPAddress | None = None
 
 
 def ipv4_checksum(data: bytes) -> int:
@@ -98,18 +107,41 @@ def build_ipv4(payload: bytes, *, src: IPAddress, dst: IPAddress, ttl: int, ip_i
     return header[:10] + struct.pack("!H", check) + header[12:] + payload
 
 
+_IP4_FIELDS = struct.Struct("!BxH4xBB2x4s4s")  # ver/ihl, total length, ttl, proto, src, dst
+_ADDRESSES: dict[bytes, ipaddress.IPv4Address] = {}
+
+
+def _address(raw: bytes) -> ipaddress.IPv4Address:
+    """One address object per sender and group, not one per datagram."""
+    found = _ADDRESSES.get(raw)
+    if found is None:
+        if len(_ADDRESSES) >= 4096:
+            _ADDRESSES.clear()  # bounded whatever arrives
+        found = _ADDRESSES[raw] = ipaddress.IPv4Address(raw)
+    return found
+
+
 def parse_ipv4(datagram: bytes) -> Received | str:
-    """Split a raw IPv4 datagram (``vrrp.packet.parse_ipv4``); a reason when unusable."""
-    pkt = packet.parse_ipv4(datagram)
-    if isinstance(pkt, packet.Rejected):
-        return pkt.reason
+    """Split a raw IPv4 datagram; a reason when unusable.
+
+    The same checks and reasons as ``vrrp.packet.parse_ipv4``, on the
+    per-datagram path of every backup: one unpack, cached address objects.
+    """
+    if len(datagram) < 20:
+        return "short"
+    ver_ihl, tot_len, ttl, proto, src, dst = _IP4_FIELDS.unpack_from(datagram)
+    ihl = (ver_ihl & 0x0F) * 4
+    if ver_ihl >> 4 != 4 or ihl < 20 or len(datagram) < ihl:
+        return "short"
+    if proto != IPPROTO_VRRP:
+        return "not_vrrp"
     return Received(
-        payload=pkt.payload,
-        src=pkt.src,
-        dst=pkt.dst,
-        ttl=pkt.ttl,
-        ip_total_length=pkt.total_length,
-        ip_header_length=pkt.header_length,
+        payload=datagram[ihl:],
+        src=_address(src),
+        dst=_address(dst),
+        ttl=ttl,
+        ip_total_length=tot_len,
+        ip_header_length=ihl,
     )
 
 
@@ -201,6 +233,8 @@ def open_send(key: SocketKey, ifindex: int) -> socket.socket:
 
 
 Subscriber = Callable[[Received], None]
+#: datagrams read per wake-up at most, so one busy link cannot starve the rest
+DRAIN_BATCH = 256
 
 
 @dataclass
@@ -210,11 +244,53 @@ class PoolSocket:
     key: SocketKey
     ifindex: int
     group: IPAddress
-    rx: trio.socket.SocketType
-    tx: trio.socket.SocketType
+    rx: socket.socket
+    tx: socket.socket
     subscribers: dict[int, Subscriber] = field(default_factory=dict)
     #: datagrams dropped before any instance saw them, by reason
     dropped: Counter[str] = field(default_factory=Counter)
+    #: called once per drained batch (the timer queue's deferred re-arm)
+    after_drain: Callable[[], None] = field(default=lambda: None)
+    #: IPv4 header templates of the adverts sent, with their partial checksums
+    _headers: dict[tuple[object, ...], tuple[bytearray, int, tuple[str, int]]] = field(
+        default_factory=dict
+    )
+
+    def send_nowait(
+        self, payload: bytes, *, src: IPAddress, dst: IPAddress, ttl: int, ip_id: int
+    ) -> bool:
+        """Send one IPv4 advert if the kernel takes it now; False otherwise (nothing sent).
+
+        The header differs between two adverts of an instance only in its id
+        and checksum: both are patched into a cached template (the checksum
+        from a cached partial sum), which is a fifth of building it anew.
+        """
+        if self.key.family != 4:
+            return False
+        flags = socket.MSG_DONTROUTE if self.key.unicast_src is None else 0
+        ck = (src, dst, ttl, len(payload))
+        cached = self._headers.get(ck)
+        if cached is None:
+            header = bytearray(build_ipv4(b"", src=src, dst=dst, ttl=ttl, ip_id=0))
+            struct.pack_into("!HH", header, 2, 20 + len(payload), 0)
+            struct.pack_into("!H", header, 10, 0)
+            partial = sum(struct.unpack("!10H", header))
+            cached = (header, partial, (str(dst), 0))
+            if len(self._headers) > 64:
+                self._headers.clear()
+            self._headers[ck] = cached
+        header, partial, addr = cached
+        ip_id &= 0xFFFF
+        total = partial + ip_id
+        total = (total & 0xFFFF) + (total >> 16)
+        total = (total & 0xFFFF) + (total >> 16)
+        struct.pack_into("!H", header, 4, ip_id)
+        struct.pack_into("!H", header, 10, ~total & 0xFFFF)
+        try:
+            self.tx.sendto(bytes(header) + payload, flags, addr)
+        except BlockingIOError:
+            return False
+        return True
 
     async def send(
         self,
@@ -229,8 +305,13 @@ class PoolSocket:
         flags = socket.MSG_DONTROUTE if self.key.unicast_src is None else 0
         if self.key.family == 4:
             data = build_ipv4(payload, src=src, dst=dst, ttl=ttl, ip_id=ip_id)
-            await self.tx.sendto(data, flags, (str(dst), 0))
-            return
+            addr = (str(dst), 0)
+            while True:
+                try:
+                    self.tx.sendto(data, flags, addr)
+                    return
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self.tx)
         dst6 = ipaddress.IPv6Address(str(dst))
         scope = self.ifindex if (dst6.is_multicast or dst6.is_link_local) else 0
         anc = [
@@ -242,14 +323,18 @@ class PoolSocket:
         ]
         if self.key.unicast_src is not None:
             anc.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("@i", ttl)))
-        await self.tx.sendmsg([payload], anc, flags, (str(dst6), 0, 0, scope))
+        while True:
+            try:
+                self.tx.sendmsg([payload], anc, flags, (str(dst6), 0, 0, scope))
+                return
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.tx)
 
-    async def receive(self) -> Received | str:
-        """Next datagram, or the reason it is unusable."""
+    def receive_nowait(self) -> Received | str:
+        """The next queued datagram, or the reason it is unusable; BlockingIOError if none."""
         if self.key.family == 4:
-            data = await self.rx.recv(65535)
-            return parse_ipv4(data)
-        data, ancdata, _flags, addr = await self.rx.recvmsg(65535, 256)
+            return parse_ipv4(self.rx.recv(65535))
+        data, ancdata, _flags, addr = self.rx.recvmsg(65535, 256)
         ttl: int | None = None
         dst: IPAddress = self.group
         for level, kind, value in ancdata:
@@ -263,32 +348,55 @@ class PoolSocket:
         src = ipaddress.IPv6Address(peer[0].split("%")[0])
         return Received(payload=data, src=src, dst=dst, ttl=ttl)
 
-    async def run(self) -> None:
-        """Read forever, handing each datagram to the instance with its VRID."""
+    async def receive(self) -> Received | str:
+        """Next datagram, or the reason it is unusable."""
         while True:
-            got = await self.receive()
-            if isinstance(got, str):
-                self.dropped[got] += 1
-                continue
-            if len(got.payload) < 2:
-                self.dropped["length"] += 1
-                continue
-            handler = self.subscribers.get(got.payload[1])
-            if handler is None:
-                # keepalived drops adverts for VRIDs it does not run silently.
-                self.dropped["vrid"] += 1
-                continue
-            handler(got)
+            try:
+                return self.receive_nowait()
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.rx)
+
+    def _dispatch(self, got: Received | str) -> None:
+        if isinstance(got, str):
+            self.dropped[got] += 1
+            return
+        if len(got.payload) < 2:
+            self.dropped["length"] += 1
+            return
+        handler = self.subscribers.get(got.payload[1])
+        if handler is None:
+            # keepalived drops adverts for VRIDs it does not run silently.
+            self.dropped["vrid"] += 1
+            return
+        handler(got)
+
+    async def run(self) -> None:
+        """Read forever: one wake-up drains the socket, each datagram to its VRID."""
+        rx = self.rx
+        while True:
+            await trio.lowlevel.wait_readable(rx)
+            for _ in range(DRAIN_BATCH):
+                try:
+                    got = self.receive_nowait()
+                except BlockingIOError:
+                    break
+                self._dispatch(got)
+            self.after_drain()
 
     def close(self) -> None:
-        self.rx.close()
-        self.tx.close()
+        for sock in (self.rx, self.tx):
+            if sock.fileno() >= 0:
+                # A task waiting on the fd must hear of it before the fd goes away.
+                with contextlib.suppress(RuntimeError):
+                    trio.lowlevel.notify_closing(sock)
+                sock.close()
 
 
 class SocketPool:
     """All pool sockets of the daemon, shared by instances as in keepalived."""
 
-    def __init__(self) -> None:
+    def __init__(self, after_drain: Callable[[], None] = lambda: None) -> None:
+        self.after_drain = after_drain
         self.sockets: dict[SocketKey, PoolSocket] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -306,9 +414,15 @@ class SocketPool:
         """Register ``handler`` for ``vrid`` on the socket for ``key``, opening it if new."""
         ps = self.sockets.get(key)
         if ps is None:
-            rx = trio.socket.from_stdlib_socket(open_receive(key, ifindex, group))
-            tx = trio.socket.from_stdlib_socket(open_send(key, ifindex))
-            ps = PoolSocket(key=key, ifindex=ifindex, group=group, rx=rx, tx=tx)
+            rx = open_receive(key, ifindex, group)
+            try:
+                tx = open_send(key, ifindex)
+            except BaseException:
+                rx.close()
+                raise
+            ps = PoolSocket(
+                key=key, ifindex=ifindex, group=group, rx=rx, tx=tx, after_drain=self.after_drain
+            )
             self.sockets[key] = ps
             assert self._nursery is not None, "SocketPool.attach() first"
             self._nursery.start_soon(self._serve, ps)

@@ -21,8 +21,9 @@ it belongs to.  Group-level notifies are :class:`GroupNotify` values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from pykeep.config.model import Config, TrackRef, VrrpInstance, VrrpSyncGroup
 from vrrp.machine import (
     Action,
     EnterState,
@@ -56,6 +57,7 @@ class SyncGroup:
         self.state = State.MASTER if owners else State.BACKUP
         for m in members.values():
             m.sync_gate = self._can_goto_master
+        self._announced = False  # the start-up group notify has been issued
 
     def _can_goto_master(self, member: VrrpMachine) -> bool:
         """vrrp_sync.c vrrp_sync_can_goto_master."""
@@ -77,6 +79,15 @@ class SyncGroup:
     def handle(self, member: str, event: Event, now: float) -> list[Tagged]:
         """Deliver ``event`` to ``member``, then propagate its transitions to the group."""
         out: list[Tagged] = []
+        if isinstance(event, Start) and not self._announced:
+            # vrrp_scheduler.c vrrp_init_state: a group starting in BACKUP or
+            # FAULT notifies first, before any member's own notify.
+            self._announced = True
+            if self.state is not State.MASTER:
+                out.append((self.name, GroupNotify(self.name, self.state)))
+        # The group's own notify follows its members' (vrrp_sync.c
+        # vrrp_sync_master: members moved first, then send_group_notifies).
+        group_notes: list[Tagged] = []
         pending: list[tuple[str, Event]] = [(member, event)]
         while pending:
             name, ev = pending.pop(0)
@@ -84,7 +95,8 @@ class SyncGroup:
             out.extend((name, a) for a in actions)
             for a in actions:
                 if isinstance(a, EnterState) and a.reason != "sync":
-                    pending.extend(self._propagate(name, a.new, out))
+                    pending.extend(self._propagate(name, a.new, group_notes))
+        out.extend(group_notes)
         pending2 = self._maybe_leave_fault(out)
         for name, ev in pending2:
             out.extend((name, a) for a in self.members[name].handle(ev, now))
@@ -124,3 +136,99 @@ class SyncGroup:
             for n, m in self.members.items()
             if m.state is not State.STOP
         ]
+
+
+# --------------------------------------------------------------------------
+# what a member tracks (vrrp.c vrrp_complete_instance, sync_group_tracking_init)
+
+
+def member_tracking(
+    inst: VrrpInstance, group: VrrpSyncGroup | None, config: Config
+) -> tuple[VrrpInstance, list[str]]:
+    """The instance as it tracks inside its sync group, and keepalived's messages.
+
+    - Unless the group has ``sync_group_tracking_weight`` (or the deprecated
+      ``global_tracking``, vrrp_parser.c), a member's own
+      weighted tracking goes (vrrp.c ``vrrp_complete_instance``): a weighted
+      track_interface loses its weight (its failure means FAULT), a weighted
+      track_script or track_bfd is dropped, a track_file whose weight is the
+      default 1 gets weight 0 and one with another weight is dropped.
+    - Every object the group tracks is tracked by every member, with the
+      group's weight (vrrp.c ``sync_group_tracking_init``): a group
+      track_interface going down puts every member, so the group, in FAULT.
+      An object the member already tracks itself is not added twice.
+    """
+    if group is None:
+        return inst, []
+    msgs: list[str] = []
+    ifs = list(inst.track_interface)
+    scripts = list(inst.track_script)
+    files = list(inst.track_file)
+    bfds = list(inst.track_bfd)
+    if not (group.sync_group_tracking_weight or group.global_tracking):
+        why = "SYNC group"
+        for i, ref in enumerate(ifs):
+            if ref.weight:
+                msgs.append(
+                    f"({inst.name}) ignoring {ref.name} tracked interface weight due to {why}"
+                )
+                ifs[i] = replace(ref, weight=0)
+        by_script = {s.name: s for s in config.vrrp_scripts}
+        kept: list[TrackRef] = []
+        for ref in scripts:
+            vs = by_script.get(ref.name)
+            weight = ref.weight if ref.weight is not None else (vs.weight if vs else 0)
+            if weight:
+                msgs.append(
+                    f"({inst.name}) ignoring tracked script {ref.name} with weights due to {why}"
+                )
+            else:
+                kept.append(ref)
+        scripts = kept
+        by_file = {f.name: f for f in config.vrrp_track_files}
+        kept = []
+        for ref in files:
+            tf = by_file.get(ref.name)
+            weight = ref.weight if ref.weight is not None else (tf.weight if tf else 1)
+            if weight == 1:
+                msgs.append(
+                    f"({inst.name}) ignoring weight from tracked file {ref.name} due to {why}."
+                    " specify weight 0"
+                )
+                kept.append(replace(ref, weight=0))
+            elif weight:
+                msgs.append(
+                    f"({inst.name}) ignoring tracked file {ref.name} with weight {weight}"
+                    f" due to {why}"
+                )
+            else:
+                kept.append(ref)
+        files = kept
+        kept = []
+        for ref in bfds:
+            if ref.weight:
+                msgs.append(
+                    f"({inst.name}) ignoring tracked bfd {ref.name} with weight {ref.weight}"
+                    f" due to {why}"
+                )
+            else:
+                kept.append(ref)
+        bfds = kept
+
+    def merged(own: list[TrackRef], extra: tuple[TrackRef, ...]) -> tuple[TrackRef, ...]:
+        names = {r.name for r in own}
+        return (*own, *(r for r in extra if r.name not in names))
+
+    out = replace(
+        inst,
+        track_interface=merged(ifs, group.track_interface),
+        track_script=merged(scripts, group.track_script),
+        track_file=merged(files, group.track_file),
+        track_bfd=merged(bfds, group.track_bfd),
+        track_process=merged(list(inst.track_process), group.track_process),
+    )
+    return out, msgs
+
+
+def group_of(name: str, config: Config) -> VrrpSyncGroup | None:
+    return next((g for g in config.vrrp_sync_groups if name in g.group), None)

@@ -115,7 +115,11 @@ class ScriptStatus:
     @classmethod
     def for_script(cls, vs: VrrpScript) -> ScriptStatus:
         rise, fall = max(vs.rise, 1), max(vs.fall, 1)
-        return cls(rise, fall, 0 if vs.init_fail else rise - 1)
+        # init_fail starts the script failed, not "initial" (vrrp_parser.c
+        # vrrp_vscript_init_fail_handler: SCRIPT_INIT_STATE_FAILED).
+        if vs.init_fail:
+            return cls(rise, fall, 0, initial=False)
+        return cls(rise, fall, rise - 1)
 
     @property
     def up(self) -> bool:
@@ -151,15 +155,19 @@ async def run_vrrp_script(
     script_group: str | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> None:
-    """Run ``vs`` every ``interval`` forever, reporting up/down changes."""
+    """Run ``vs`` every ``interval`` forever, reporting up/down changes.
+
+    A script keepalived would disable (insecure, missing, not executable) is
+    never run and never reported: keepalived drops it from tracking
+    (vrrp.c ``check_vrrp_script_security``), so it must not count as failing.
+    The config load already removed such scripts from the instances; this
+    guard covers a script that turned bad between load and start.
+    """
     verdict = scripts.check_script_secure(
         vs.script, enforce=enforce_security, default_user=script_user, default_group=script_group
     )
     if not verdict.runnable:
         log(f"VRRP_Script({vs.name}) {verdict.reason} - disabling")
-        if status.up:
-            status.result, status.initial = 0, False
-            on_change(False)
         return
     timeout = vs.timeout if vs.timeout is not None else vs.interval
     while True:

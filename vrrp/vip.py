@@ -15,7 +15,8 @@ What keepalived does and we mirror (keepalived/vrrp/vrrp_ipaddress.c
   previous run").
 
 Netlink requests here are synchronous and take microseconds; the trio
-driver calls them directly.
+driver calls them directly.  Addresses go over a bare rtnetlink socket
+(:mod:`vrrp.links`); pyroute2 is imported only for ``virtual_routes``.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from pykeep.config.model import IPAddress, IPAddressSpec, RouteSpec, RuleSpec
+from vrrp.links import IFA_F_SECONDARY, IFF_RUNNING, IFF_UP, Rtnl
 
-from pykeep.config.model import IPAddress, IPAddressSpec, RouteSpec
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 IFA_F_NODAD = 0x02
 SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
@@ -49,85 +52,116 @@ class Interface:
 
 
 class Netlink:
-    """A thin, error-tolerant wrapper around one pyroute2 ``IPRoute``."""
+    """Links, addresses and routes for the VRRP shell.
+
+    Interfaces come from a snapshot of one link dump and one address dump
+    (:meth:`refresh`), taken at start-up and on reload, so that N instances
+    cost two netlink round trips, not 3N.  Addresses are added and removed
+    over a bare rtnetlink socket; pyroute2 is loaded only when a
+    ``virtual_routes`` entry needs it.
+    """
 
     def __init__(self) -> None:
-        self.ipr = IPRoute()
+        self.rtnl = Rtnl()
+        self._ipr: IPRoute | None = None
+        self._links: dict[str, Interface] = {}
 
     def close(self) -> None:
-        self.ipr.close()
+        self.rtnl.close()
+        if self._ipr is not None:
+            self._ipr.close()
+
+    @property
+    def ipr(self) -> IPRoute:
+        if self._ipr is None:
+            from pyroute2 import IPRoute
+
+            self._ipr = IPRoute()
+        return self._ipr
 
     # ------------------------------------------------------------ links
+    def refresh(self) -> None:
+        """Re-read every link and address: two round trips for any number of instances."""
+        addrs: dict[int, list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]]] = {}
+        for a in self.rtnl.addresses():
+            addrs.setdefault(a.index, []).append((a.address, a.flags))
+        links: dict[str, Interface] = {}
+        for lk in self.rtnl.links():
+            v4: ipaddress.IPv4Address | None = None
+            v6: ipaddress.IPv6Address | None = None
+            for ip, flags in addrs.get(lk.index, ()):
+                if isinstance(ip, ipaddress.IPv4Address):
+                    # The first address the kernel lists is the primary one.
+                    if v4 is None and not flags & IFA_F_SECONDARY:
+                        v4 = ip
+                elif ip.is_link_local and v6 is None:
+                    v6 = ip
+            links[lk.name] = Interface(
+                name=lk.name,
+                index=lk.index,
+                mac=lk.mac,
+                up=bool(lk.flags & IFF_UP) and bool(lk.flags & IFF_RUNNING),
+                ipv4=v4,
+                ipv6_ll=v6,
+            )
+        self._links = links
+
+    def stale(self) -> None:
+        """A link was created or re-created: the next lookup re-reads the table."""
+        self._links.clear()
+
     def index(self, name: str) -> int | None:
-        found = self.ipr.link_lookup(ifname=name)
-        return int(found[0]) if found else None
+        iface = self.interface(name)
+        return iface.index if iface is not None else None
 
     def interface(self, name: str) -> Interface | None:
-        idx = self.index(name)
-        if idx is None:
-            return None
-        link = self.ipr.get_links(idx)[0]
-        flags = int(link["flags"])
-        mac_text = link.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
-        mac = bytes(int(b, 16) for b in mac_text.split(":"))
-        v4: ipaddress.IPv4Address | None = None
-        v6: ipaddress.IPv6Address | None = None
-        for msg in self.ipr.get_addr(index=idx):
-            addr = msg.get_attr("IFA_ADDRESS")
-            if addr is None:
-                continue
-            ip = ipaddress.ip_address(addr)
-            if isinstance(ip, ipaddress.IPv4Address):
-                # The first address the kernel lists is the primary one.
-                if v4 is None and not (int(msg["flags"]) & 0x01):  # IFA_F_SECONDARY
-                    v4 = ip
-            elif ip.is_link_local and v6 is None:
-                v6 = ip
-        return Interface(
-            name=name,
-            index=idx,
-            mac=mac,
-            up=bool(flags & 0x1) and bool(flags & 0x40),
-            ipv4=v4,
-            ipv6_ll=v6,
-        )
+        """From the snapshot; a name it lacks (a link created since) costs one re-read."""
+        found = self._links.get(name)
+        if found is None:
+            self.refresh()
+            found = self._links.get(name)
+        return found
 
     def addresses(self, index: int) -> set[IPAddress]:
-        out: set[IPAddress] = set()
-        for msg in self.ipr.get_addr(index=index):
-            addr = msg.get_attr("IFA_ADDRESS")
-            if addr is not None:
-                out.add(ipaddress.ip_address(addr))
-        return out
+        return {a.address for a in self.rtnl.addresses() if a.index == index}
 
     # ------------------------------------------------------------ addresses
     def _addr(self, cmd: str, spec: IPAddressSpec, default_dev: str | None) -> bool:
         dev = spec.dev or default_dev
         if dev is None:
             return False
-        idx = self.index(dev)
-        if idx is None:
-            return False
-        kwargs: dict[str, Any] = {
-            "index": idx,
-            "address": str(spec.address.ip),
-            "prefixlen": spec.address.network.prefixlen,
-        }
-        if cmd == "add":
-            if spec.broadcast is not None:
-                kwargs["broadcast"] = str(spec.broadcast)
-            if spec.label is not None:
-                kwargs["label"] = spec.label
-            kwargs["scope"] = SCOPES.get(spec.scope or "global", 0)
-            if spec.address.version == 6:
-                kwargs["flags"] = IFA_F_NODAD
-        try:
-            self.ipr.addr(cmd, **kwargs)
-        except NetlinkError as exc:
-            if exc.code in (_IGNORED_ADD if cmd == "add" else _IGNORED_DEL):
+        for attempt in (0, 1):
+            idx = self.index(dev)
+            if idx is None:
                 return False
-            raise
-        return True
+            try:
+                self._addr_at(cmd, idx, spec)
+            except OSError as exc:
+                if exc.errno == errno.ENODEV and attempt == 0:
+                    # The link was re-created under the same name since the snapshot.
+                    self._links.pop(dev, None)
+                    continue
+                if exc.errno in (_IGNORED_ADD if cmd == "add" else _IGNORED_DEL):
+                    return False
+                raise
+            return True
+        return False
+
+    def _addr_at(self, cmd: str, idx: int, spec: IPAddressSpec) -> None:
+        ip = spec.address.ip
+        if cmd != "add":
+            self.rtnl.address(False, idx, ip, spec.address.network.prefixlen)
+            return
+        self.rtnl.address(
+            True,
+            idx,
+            ip,
+            spec.address.network.prefixlen,
+            scope=SCOPES.get(spec.scope or "global", 0),
+            flags=IFA_F_NODAD if ip.version == 6 else 0,
+            broadcast=spec.broadcast,
+            label=spec.label,
+        )
 
     def add_address(self, spec: IPAddressSpec, default_dev: str | None) -> bool:
         return self._addr("add", spec, default_dev)
@@ -159,12 +193,17 @@ class Netlink:
             kwargs["scope"] = SCOPES.get(spec.scope, 0)
         if spec.kind is not None:
             kwargs["type"] = spec.kind
+        # keepalived's own protocol number, as `ip route` shows it ("proto
+        # keepalived"): vrrp_iproute.c netlink_route, RTPROT_KEEPALIVED.
+        kwargs["proto"] = 18
+        from pyroute2.netlink.exceptions import NetlinkError
+
         try:
             self.ipr.route(cmd, **kwargs)
         except NetlinkError as exc:
             if exc.code in (_IGNORED_ADD if cmd == "add" else _IGNORED_DEL):
                 return False
-            raise
+            raise OSError(exc.code, str(exc)) from exc
         return True
 
     def add_route(self, spec: RouteSpec, default_dev: str | None) -> bool:
@@ -188,11 +227,15 @@ class VipSet:
         vips: tuple[IPAddressSpec, ...],
         excluded: tuple[IPAddressSpec, ...] = (),
         routes: tuple[RouteSpec, ...] = (),
+        rules: tuple[RuleSpec, ...] = (),
     ) -> None:
         self.netlink = netlink
         self.ifname = ifname
         self.addresses = vips + excluded
         self.routes = routes
+        #: virtual_rules: added after the routes, removed before them
+        #: (vrrp.c ``vrrp_state_become_master`` / ``vrrp_restore_interface``)
+        self.rules = rules
         self.is_up = False
 
     def up(self) -> list[str]:
@@ -200,13 +243,21 @@ class VipSet:
         for spec in self.addresses:
             try:
                 self.netlink.add_address(spec, self.ifname)
-            except (NetlinkError, OSError) as exc:
+            except (OSError, ValueError) as exc:
                 errors.append(f"cannot add {spec.address}: {exc}")
         for route in self.routes:
             try:
                 self.netlink.add_route(route, self.ifname)
-            except (NetlinkError, OSError) as exc:
+            except (OSError, ValueError) as exc:
                 errors.append(f"cannot add route {route.dest or 'default'}: {exc}")
+        if self.rules:
+            from vrrp.static import add_rule, rule_text
+
+            for rule in self.rules:
+                try:
+                    add_rule(self.netlink, rule)
+                except (OSError, ValueError) as exc:
+                    errors.append(f"cannot add rule '{rule_text(rule)}': {exc}")
         self.is_up = True
         return errors
 
@@ -214,15 +265,23 @@ class VipSet:
         if not self.is_up and not force:
             return []
         errors: list[str] = []
+        if self.rules:
+            from vrrp.static import del_rule, rule_text
+
+            for rule in self.rules:
+                try:
+                    del_rule(self.netlink, rule)
+                except (OSError, ValueError) as exc:
+                    errors.append(f"cannot remove rule '{rule_text(rule)}': {exc}")
         for route in self.routes:
             try:
                 self.netlink.del_route(route, self.ifname)
-            except (NetlinkError, OSError) as exc:
+            except (OSError, ValueError) as exc:
                 errors.append(f"cannot remove route {route.dest or 'default'}: {exc}")
         for spec in self.addresses:
             try:
                 self.netlink.del_address(spec, self.ifname)
-            except (NetlinkError, OSError) as exc:
+            except (OSError, ValueError) as exc:
                 errors.append(f"cannot remove {spec.address}: {exc}")
         self.is_up = False
         return errors

@@ -1,0 +1,187 @@
+"""``use_vmac`` / ``vmac_xmit_base`` beside Debian's keepalived 2.2.7.
+
+Each daemon runs the same config in turn in the same namespace; the kernel's
+view (``ip -d link`` of the vmac, its sysctls and the base interface's, the
+addresses on it) and the wire (source MAC of adverts and of the VIP's ARP
+replies) must agree, and the vmac must be gone after a stop.  A mixed pair
+with vmacs elects exactly one master.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pykeep.config.model import VrrpInstance
+from sim.netns import Rig
+from tests.netns_vrrp import lan, router, until, vrrp_conf, wait_owner, workdir
+from vrrp import vmac
+
+VIP = "10.99.0.200"
+VIP6 = "fd00::200"
+VMAC = "00:00:5e:00:01:33"  # VRID 51
+VMAC6 = "00:00:5e:00:02:33"
+Make = Callable[..., Rig]
+#: Master_Down_Interval of the priority-150 router, and room for a daemon's
+#: start-up on a loaded machine (a protocol-scale margin, not a timing claim)
+MDI = 3 + 106 / 256
+START = 8.0
+SYSCTLS = ("arp_ignore", "arp_filter", "accept_local", "rp_filter", "promote_secondaries")
+
+
+def test_names_and_macs() -> None:
+    inst = VrrpInstance(name="VI_1", interface="eth0", virtual_router_id=51, use_vmac="")
+    assert vmac.ifname(inst) == "vrrp.51"
+    named = VrrpInstance(name="VI_1", interface="eth0", virtual_router_id=7, use_vmac="vr7")
+    assert vmac.ifname(named) == "vr7"
+    assert vmac.ifname(VrrpInstance(name="x", virtual_router_id=1)) is None
+    assert vmac.mac(51, 4) == VMAC and vmac.mac(255, 6) == "00:00:5e:00:02:ff"
+
+
+def _link_view(rig: Rig, dev: str) -> dict[str, Any]:
+    out = rig.run("a", ["ip", "-d", "link", "show", dev], check=False).stdout
+    text = re.sub(r"^\d+:\s*", "", out.strip())
+    text = re.sub(r"link-netns\s+\S+", "", text)
+    view: dict[str, Any] = {"link": " ".join(text.split())}
+    for key in SYSCTLS:
+        for d in (dev, "eth0"):
+            path = f"/proc/sys/net/ipv4/conf/{d}/{key}"
+            view[f"{d}/{key}"] = rig.run("a", ["cat", path], check=False).stdout.strip()
+    view["disable_ipv6"] = rig.run(
+        "a", ["cat", f"/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"], check=False
+    ).stdout.strip()
+    addrs = rig.run("a", ["ip", "-o", "addr", "show", "dev", dev], check=False).stdout
+    view["addrs"] = sorted(line.split()[3] for line in addrs.splitlines())
+    view["ll_flags"] = sorted(
+        " ".join(w for w in line.split()[4:] if w in ("nodad", "deprecated"))
+        for line in addrs.splitlines()
+        if " fe80:" in line
+    )
+    return view
+
+
+def _base_sysctls(rig: Rig) -> dict[str, str]:
+    return {
+        k: rig.run("a", ["cat", f"/proc/sys/net/ipv4/conf/eth0/{k}"]).stdout.strip()
+        for k in ("arp_ignore", "arp_filter")
+    }
+
+
+def _run_alone(rig: Rig, wd: Path, kind: str, extra: str, family: int) -> dict[str, Any]:
+    for k in ("arp_ignore", "arp_filter"):
+        rig.sysctl("a", f"net.ipv4.conf.eth0.{k}", 0)
+    pcap = wd / f"{kind}.pcap"
+    dump = rig.popen(
+        "client",
+        [
+            "tcpdump",
+            "-i",
+            "eth0",
+            "-U",
+            "-n",
+            "-w",
+            str(pcap),
+            "arp or ip proto 112 or ip6 proto 112",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    vip, vmac_ = (VIP, VMAC) if family == 4 else (VIP6, VMAC6)
+    conf = vrrp_conf(
+        priority=150,
+        extra=extra,
+        vips=(f"{vip}/{32 if family == 4 else 64}",),
+        version=2 if family == 4 else 3,
+    )
+    node = router(rig, "a", kind, conf, wd).start()
+    try:
+        # the client reaches the VIP at the virtual MAC: ARP/ND answered by the vmac
+        wait_owner(rig, "client", vip, vmac_, MDI + START)
+        running = _link_view(rig, "vrrp.51")
+        # keepalived's VMAC firewall rules (IGMP/MLD reports leave with the real MAC)
+        running["nft"] = rig.run("a", ["nft", "list", "ruleset"]).stdout
+    finally:
+        node.stop()
+    time.sleep(0.3)
+    rig.kill(dump)
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    from scapy.utils import rdpcap
+
+    advert_srcs = sorted(
+        {
+            p[Ether].src
+            for p in rdpcap(str(pcap))
+            if (p.haslayer(IP) and p[IP].proto == 112) or (p.haslayer(IPv6) and p[IPv6].nh == 112)
+        }
+    )
+    gone = rig.run("a", ["ip", "link", "show", "vrrp.51"], check=False).returncode != 0
+    return {
+        "running": running,
+        "advert_srcs": advert_srcs,
+        "vmac_removed": gone,
+        "base_after": _base_sysctls(rig),
+        "nft_after": rig.run("a", ["nft", "list", "ruleset"]).stdout.strip(),
+        "log": node.text(),
+    }
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize(("family", "xmit_base"), [(4, False), (4, True), (6, False)])
+def test_vmac_matches_keepalived(rig: Make, family: int, xmit_base: bool) -> None:
+    r = rig(hint="wrvm")
+    extra = "    use_vmac\n" + ("    vmac_xmit_base\n" if xmit_base else "")
+    with workdir() as wd:
+        lan(r, {"a": "10.99.0.11/24"}, client="10.99.0.100/24,fd00::100/64")
+        mac_a = r.mac("a")
+        seen = {kind: _run_alone(r, wd, kind, extra, family) for kind in ("keepalived", "pykeep")}
+    logs = {k: v.pop("log") for k, v in seen.items()}
+    ours, theirs = seen["pykeep"], seen["keepalived"]
+    assert ours["running"] == theirs["running"], logs["pykeep"]
+    vmac_ = VMAC if family == 4 else VMAC6
+    assert "macvlan mode private" in ours["running"]["link"]
+    assert f"link/ether {vmac_}" in ours["running"]["link"]
+    if family == 4:
+        assert ours["running"]["addrs"] == [f"{VIP}/32"]
+    else:  # the VIP, and the base interface's link-local as advert source
+        assert len(ours["running"]["addrs"]) == 2 and f"{VIP6}/64" in ours["running"]["addrs"]
+    assert ours["advert_srcs"] == theirs["advert_srcs"] == [mac_a if xmit_base else vmac_]
+    assert ours["vmac_removed"] and theirs["vmac_removed"]
+    assert "vmac_map" in ours["running"]["nft"] and '"vrrp.51" : "eth0"' in ours["running"]["nft"]
+    assert ours["nft_after"] == theirs["nft_after"] == ""
+    # pykeep restores the base interface's ARP settings when the vmac goes
+    assert ours["base_after"] == {"arp_ignore": "0", "arp_filter": "0"}
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("master_kind", ["keepalived", "pykeep"])
+def test_mixed_pair_with_vmac_elects_one_master(rig: Make, master_kind: str) -> None:
+    backup_kind = "pykeep" if master_kind == "keepalived" else "keepalived"
+    r = rig(hint="wrvp")
+    extra = "    use_vmac\n"
+    with workdir() as wd:
+        lan(r, {"a": "10.99.0.11/24", "b": "10.99.0.12/24"})
+        a = router(r, "a", master_kind, vrrp_conf(priority=150, extra=extra), wd).start()
+        b = router(r, "b", backup_kind, vrrp_conf(priority=100, extra=extra), wd).start()
+        try:
+            # both routers answer from the same virtual MAC: watch the kernels
+            until(lambda: a.has_vip(VIP), MDI + START)
+            until(lambda: not b.has_vip(VIP), 3.0)  # a started late: b yields to it
+            time.sleep(2.5)  # the backup hears the master through its own vmac
+            wait_owner(r, "client", VIP, VMAC, 2.0)
+            assert a.has_vip(VIP) and not b.has_vip(VIP), a.text() + b.text()
+            a.stop()
+            until(lambda: b.has_vip(VIP), 3.0)
+            wait_owner(r, "client", VIP, VMAC, 2.0)
+            assert r.run("a", ["ip", "link", "show", "vrrp.51"], check=False).returncode != 0
+        finally:
+            a.stop()
+            b.stop()
