@@ -22,6 +22,7 @@ import re
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from ssl import SSLContext
 
 import h11
 import trio
@@ -186,6 +187,39 @@ def unverified_context() -> ssl.SSLContext:
     return ctx
 
 
+@dataclass(frozen=True)
+class ClientTls:
+    """The top-level ``SSL { certificate key password ca }`` block (check_ssl.c).
+
+    keepalived's ``build_ssl_ctx`` loads the certificate chain, the key (with
+    the password) and the CA file into the one context every SSL_GET uses; it
+    never turns verification on, so the CA file changes nothing on the wire
+    but must load.  A file that does not load is an error before any check.
+    """
+
+    certificate: str | None = None
+    key: str | None = None
+    password: str | None = None
+    ca: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """The client context; raises ValueError with keepalived's reason if a file fails."""
+        ctx = unverified_context()
+        if self.certificate:
+            try:
+                ctx.load_cert_chain(self.certificate, self.key or None, self.password)
+            except (OSError, ssl.SSLError) as e:
+                raise ValueError(f"SSL error : Cant load certificate file... ({e})") from None
+        elif self.key:
+            raise ValueError("SSL error : Cant load key file... (no certificate)")
+        if self.ca:
+            try:
+                ctx.load_verify_locations(self.ca)
+            except (OSError, ssl.SSLError) as e:
+                raise ValueError(f"SSL error : Cant load CA file... ({e})") from None
+        return ctx
+
+
 _REGEX_FLAGS = {"caseless": re.I, "multiline": re.M, "dotall": re.S, "extended": re.X}
 
 
@@ -197,12 +231,16 @@ class HttpChecker:
     ssl: bool = False
     http_protocol: str = "1.0"
     virtualhost: str | None = None  # resolved: url > checker > real_server > virtual_server
-    enable_sni: bool = True
+    enable_sni: bool = False  # keepalived sends SNI only with ``enable_sni`` (check_ssl.c)
     sni_name: str | None = None
     max_head: int = 64 * 1024
+    tls: ClientTls | None = None
     _regexes: list[re.Pattern[bytes] | None] = field(default_factory=list)
+    _context: SSLContext | None = None
 
     def __post_init__(self) -> None:
+        if self.ssl:
+            self._context = self.tls.context() if self.tls is not None else unverified_context()
         for u in self.urls:
             flags = 0
             for opt in u.regex_options:
@@ -211,8 +249,13 @@ class HttpChecker:
 
     @classmethod
     def from_model(
-        cls, model: HttpCheck, rs_vhost: str | None = None, vs_vhost: str | None = None
+        cls,
+        model: HttpCheck,
+        rs_vhost: str | None = None,
+        vs_vhost: str | None = None,
+        tls: ClientTls | None = None,
     ) -> HttpChecker:
+        """Raises ValueError when ``tls`` names a file that does not load."""
         return cls(
             urls=model.urls,
             ssl=model.ssl,
@@ -220,6 +263,7 @@ class HttpChecker:
             virtualhost=model.virtualhost or rs_vhost or vs_vhost,
             enable_sni=model.enable_sni,
             sni_name=model.sni_name,
+            tls=tls,
         )
 
     @property
@@ -252,9 +296,8 @@ class HttpChecker:
         stream: trio.abc.Stream = await open_tcp(target)
         if self.ssl:
             sni = (self.sni_name or vhost) if self.enable_sni else None
-            tls = trio.SSLStream(
-                stream, unverified_context(), server_hostname=sni, https_compatible=True
-            )
+            ctx = self._context if self._context is not None else unverified_context()
+            tls = trio.SSLStream(stream, ctx, server_hostname=sni, https_compatible=True)
             await tls.do_handshake()
             stream = tls
         return stream

@@ -20,9 +20,17 @@ class MiscChecker:
     script: Script
     dynamic: bool = False
     misc_timeout: float | None = None  # None: the scheduler's timeout (delay_loop)
+    # global_defs script_user/script_group: who a script without ``user`` runs as.
+    default_user: str | None = None
+    default_group: str | None = None
 
     async def check(self, target: Target, timeout: float) -> Result:
-        res = await run_script(self.script, timeout=self.misc_timeout or timeout)
+        res = await run_script(
+            self.script,
+            timeout=self.misc_timeout or timeout,
+            default_user=self.default_user,
+            default_group=self.default_group,
+        )
         if res.timed_out:
             return Result.failed("script timeout")
         if res.exit_code is None:

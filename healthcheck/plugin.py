@@ -38,7 +38,7 @@ A complete plugin (``pyproject.toml``:
         def parse(self, lines: list[tuple[str, ...]]) -> object:
             opts = dict((w[0], w[1]) for w in lines if len(w) == 2)
             for word in set(opts) - {"password"}:
-                raise ValueError(f"unknown REDIS_CHECK option {word}")
+                raise ValueError(f"unknown option {word}")
             return opts.get("password")
 
         def make(self, options: object) -> RedisChecker:
@@ -47,7 +47,8 @@ A complete plugin (``pyproject.toml``:
     plugin = Plugin()
 
 ``parse`` raises ValueError with a one-line message for bad input; the
-parser reports it with the file and line.
+parser reports it with the file and line, after the block's keyword.
+``examples/redis-check`` is this plugin as an installable package.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import trio
 from healthcheck.api import Checker, MultiStepChecker, Result, Target
 from healthcheck.dns import DnsChecker
 from healthcheck.file import FileChecker
-from healthcheck.http import HttpChecker
+from healthcheck.http import ClientTls, HttpChecker
 from healthcheck.misc import MiscChecker
 from healthcheck.ping import PingChecker
 from healthcheck.plugin import registered_checkers
@@ -38,6 +38,7 @@ from healthcheck.tcp import TcpChecker
 from healthcheck.udp import UdpChecker
 from pykeep.config.model import Checker as CheckerModel
 from pykeep.config.model import (
+    Config,
     DnsCheck,
     FileCheck,
     HttpCheck,
@@ -50,18 +51,25 @@ from pykeep.config.model import (
     UdpCheck,
     VirtualServer,
 )
+from pykeep.script_security import check_script_secure
 
 #: Extra time the scheduler allows past a checker's own timeout before it cancels it.
 GUARD = 1.0
 
 
 def build_checker(
-    model: CheckerModel, rs: RealServer, vs: VirtualServer
+    model: CheckerModel, rs: RealServer, vs: VirtualServer, config: Config | None = None
 ) -> tuple[Checker, Target, Timing]:
     """Turn one configured checker into (checker, target, resolved timing).
 
-    Raises ValueError for a plugin keyword no installed plugin serves.
+    ``config`` supplies what a checker needs from outside its virtual server:
+    the ``track_file`` a FILE_CHECK names, and script security for MISC_CHECK.
+    Raises ValueError for a plugin keyword no installed plugin serves, a
+    FILE_CHECK naming no track_file, and a MISC_CHECK script that keepalived
+    would disable (check_misc.c ``check_misc_script_security`` removes the
+    checker: it neither runs nor counts).
     """
+    g = config.global_defs if config is not None else None
     timing = resolve_timing(vs, rs, model)
     c = model.common
     target = Target(
@@ -76,17 +84,33 @@ def build_checker(
     if isinstance(model, TcpCheck):
         checker = TcpChecker()
     elif isinstance(model, HttpCheck):
-        checker = HttpChecker.from_model(model, rs.virtualhost, vs.virtualhost)
+        tls = None
+        if g is not None and (g.ssl_certificate or g.ssl_key or g.ssl_ca):
+            tls = ClientTls(g.ssl_certificate, g.ssl_key, g.ssl_password, g.ssl_ca)
+        checker = HttpChecker.from_model(model, rs.virtualhost, vs.virtualhost, tls)
     elif isinstance(model, MiscCheck):
         if model.misc_path is None:
             raise ValueError(f"{model.common.loc}: MISC_CHECK without misc_path")
         script = model.misc_path
         if model.user and not script.user:
             script = dataclasses.replace(script, user=model.user, group=model.group)
+        user = g.script_user if g is not None else None
+        group = g.script_group if g is not None else None
+        verdict = check_script_secure(
+            script,
+            enforce=g is not None and g.enable_script_security,
+            default_user=user,
+            default_group=group,
+        )
+        if not verdict.runnable:
+            what = "due to insecure" if verdict.inhibited else "since not found/accessible"
+            if verdict.reason == "not executable":
+                what = "since not executable"
+            raise ValueError(f"Disabling misc script {script.path} {what} ({verdict.reason})")
         # check_misc.c: misc_timeout defaults to delay_loop
         timeout = model.misc_timeout or timing.delay_loop
         timing = dataclasses.replace(timing, connect_timeout=timeout)
-        checker = MiscChecker(script, model.misc_dynamic, timeout)
+        checker = MiscChecker(script, model.misc_dynamic, timeout, user, group)
     elif isinstance(model, UdpCheck):
         checker = UdpChecker(
             model.payload,
@@ -102,7 +126,17 @@ def build_checker(
     elif isinstance(model, PingCheck):
         checker = PingChecker()
     elif isinstance(model, FileCheck):
-        checker = FileChecker(model.track_file, model.weight or 0, model.weight_reverse)
+        # check_file.c: the checker watches the named track_file's file; without
+        # a weight of its own it takes the track_file's (file_end_handler).
+        files = config.vrrp_track_files if config is not None else ()
+        tf = next((t for t in files if t.name == model.track_file), None)
+        if tf is None:
+            raise ValueError(f"{model.common.loc}: track_file {model.track_file} not found")
+        if model.weight is None:
+            weight, reverse = tf.weight, tf.weight_reverse
+        else:
+            weight, reverse = model.weight, model.weight_reverse
+        checker = FileChecker(tf.file, weight, reverse, tf.init_file)
     elif isinstance(model, PluginCheck):
         plugin = registered_checkers().get(model.keyword)
         if plugin is None:
@@ -146,9 +180,11 @@ class Scheduler:
     _pending: list[Transition] = field(default_factory=list)
     _wake: trio.Event = field(default_factory=trio.Event)
 
-    def add(self, key: Hashable, rs: RealServer, vs: VirtualServer) -> None:
+    def add(
+        self, key: Hashable, rs: RealServer, vs: VirtualServer, config: Config | None = None
+    ) -> None:
         """Register a real server's checkers (before :meth:`run`)."""
-        built = [build_checker(m, rs, vs) for m in rs.checkers]
+        built = [build_checker(m, rs, vs, config) for m in rs.checkers]
         self.add_checkers(key, built, [m.keyword for m in rs.checkers])
 
     def add_checkers(

@@ -67,7 +67,13 @@ _SCHED_FLAGS = {
 }
 
 _PROTO = {Protocol.TCP: Proto.TCP, Protocol.UDP: Proto.UDP, Protocol.SCTP: Proto.SCTP}
-_FWD = {LbKind.NAT: FWD_MASQ, LbKind.DR: FWD_DROUTE, LbKind.TUN: FWD_TUNNEL}
+# FNAT is masquerade in the kernel; its source NAT is nftables' (ipvs/fnat.py).
+_FWD = {
+    LbKind.NAT: FWD_MASQ,
+    LbKind.FNAT: FWD_MASQ,
+    LbKind.DR: FWD_DROUTE,
+    LbKind.TUN: FWD_TUNNEL,
+}
 
 
 class DesiredError(ValueError):
@@ -120,10 +126,12 @@ def service_of(vs: VirtualServer, family: int) -> Service:
     if vs.ops:
         flags |= SVC_F_ONEPACKET
     full = 32 if family == 4 else 128
-    timeout, netmask = 0, full
+    timeout, netmask, pe_name = 0, full, ""
     if vs.persistence_timeout:
         timeout = vs.persistence_timeout
         flags |= SVC_F_PERSISTENT
+        # ipvswrapper.c ipvs_set_srule: the engine goes with persistence only.
+        pe_name = vs.persistence_engine or ""
         g = vs.persistence_granularity if vs.group is None else None
         if isinstance(g, ipaddress.IPv4Address):
             netmask = ipaddress.IPv4Network(f"0.0.0.0/{g}").prefixlen
@@ -131,7 +139,7 @@ def service_of(vs: VirtualServer, family: int) -> Service:
             netmask = g
     if vs.lb_algo not in SCHEDULERS:
         raise DesiredError(f"{vs.loc}: unknown scheduler {vs.lb_algo}")
-    return Service(sched=vs.lb_algo, flags=flags, timeout=timeout, netmask=netmask)
+    return Service(sched=vs.lb_algo, flags=flags, timeout=timeout, netmask=netmask, pe_name=pe_name)
 
 
 def dest_of(vs: VirtualServer, rs: RealServer, weight: int, skey: ServiceKey) -> Dest:
@@ -168,7 +176,7 @@ def _tunnel(t: Tunnel) -> tuple[int, int, int]:
 def dest_port(vs: VirtualServer, rs: RealServer, skey: ServiceKey) -> int:
     """NAT keeps the server's port; DR/TUN use the service's (0 for fwmark)."""
     kind = rs.lb_kind if rs.lb_kind is not None else vs.lb_kind
-    if kind is LbKind.NAT:
+    if kind is LbKind.NAT or kind is LbKind.FNAT:
         return rs.port or 0
     return skey.port
 

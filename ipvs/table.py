@@ -13,7 +13,6 @@ kernel would hold the same thing, so ``diff`` can compare them field by field.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -51,8 +50,10 @@ PERSISTENCE_DEFAULT = 360  # ipvsadm and keepalived: a bare "persistent" means 3
 class Proto(Enum):
     """The transport of an address:port service; fwmark services have none."""
 
-    TCP = socket.IPPROTO_TCP
-    UDP = socket.IPPROTO_UDP
+    # IANA protocol numbers (netinet/in.h), written out so this vocabulary of
+    # the pure cores does not import socket
+    TCP = 6
+    UDP = 17
     SCTP = 132
 
     @property

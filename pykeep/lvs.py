@@ -42,8 +42,11 @@ import trio
 from healthcheck.api import Checker, MultiStepChecker, Result, Target
 from healthcheck.policy import Timing, Transition, resolve_timing
 from healthcheck.scheduler import Scheduler, build_checker
+from ipvs.announce import LoAnnouncer, wanted
 from ipvs.desired import dest_port, service_keys
 from ipvs.diff import Op, OpKind
+from ipvs.fnat import Fnat
+from ipvs.fnat import how as fnat_how
 from ipvs.netlink import IpvsUnavailable, Kernel
 from ipvs.policy import PoolDecision, QuorumEvent, initial_health, rs_key
 from ipvs.service import KernelLike, Reconciler
@@ -59,7 +62,7 @@ from pykeep.config.model import (
 )
 from pykeep.ops import status
 from pykeep.ops.drain import DrainSet
-from pykeep.ops.metrics import LatencyRecorder
+from pykeep.ops.status import LatencyRecorder
 
 #: How often the kernel's IPVS counters are re-read for status and metrics.
 STATS_INTERVAL = 5.0
@@ -297,7 +300,11 @@ def open_lvs(config: Config, options: argparse.Namespace | Any) -> LvsService | 
         raise LvsUnavailable(
             f"Stopping: cannot run the checkers of {n} virtual server(s): {e}"
         ) from None
-    return LvsService(config, open_kernel=Kernel.open)
+    return LvsService(
+        config,
+        open_kernel=Kernel.open,
+        release_on_stop=not getattr(options, "dont_release_ipvs", False),
+    )
 
 
 class _Unopened:
@@ -370,8 +377,12 @@ class LvsService:
         open_kernel: Callable[[], KernelLike] | None = None,
         drained: DrainSet | None = None,
         batch_window: float = 0.05,
+        release_on_stop: bool = True,
     ) -> None:
         self.config = config
+        # ``-I`` / ``--dont-release-ipvs``: leave the IPVS table as it is on stop
+        # (check_daemon.c checker_terminate_phase1 skips clear_services).
+        self.release_on_stop = release_on_stop
         self.kernel: KernelLike = kernel if kernel is not None else _Unopened()
         self._open_kernel = open_kernel
         self._worker = KernelThread()
@@ -386,6 +397,9 @@ class LvsService:
         self._stats: StatsMap = {}
         self._stopped = False
         self.started = False
+        # pykeep's cluster mode: FULLNAT's nftables table, announce_on_lo's addresses.
+        self.fnat = Fnat()
+        self.lo = LoAnnouncer()
 
     @property
     def drained(self) -> DrainSet:
@@ -415,6 +429,8 @@ class LvsService:
                         return
                     self.reconciler.kernel = self.kernel
                 await self._start_table()
+                await self._apply_fnat(start=True)
+                nursery.start_soon(self.lo.run)
                 for vs in self.config.virtual_servers:
                     for rs in vs.real_servers:
                         self._start_checker(nursery, vs, rs)
@@ -458,7 +474,7 @@ class LvsService:
         recorded: list[RecordedChecker] = []
         for m in rs.checkers:
             try:
-                checker, target, timing = build_checker(m, rs, vs)
+                checker, target, timing = build_checker(m, rs, vs, self.config)
             except ValueError as e:
                 self.log.error("checker not started", server=key, reason=str(e))
                 continue
@@ -515,9 +531,11 @@ class LvsService:
                 except RuntimeError as e:
                     self.log.error("IPVS sync failed", server=entry.key, reason=str(e))
                     continue
-                self._after(ops, before)
+                # ipwrapper.c perform_svr_state: the server's notifies come before
+                # the quorum change its transition causes (update_quorum_state).
                 if was is not None and was.alive != tr.up:
                     self._notify_rs(entry.key, tr.up)
+                self._after(ops, before)
 
     def _log_check(self, entry: _Checked, tr: Transition) -> None:
         name, _, why = tr.reason.partition(": ")
@@ -546,6 +564,19 @@ class LvsService:
                     script = rs.notify_up if up else rs.notify_down
                     if script is not None:
                         self._spawn(script)
+                    proto = "none" if vs.fwmark is not None else vs.protocol.value.lower()
+                    rs_name = fmt_rs(str(rs.address), rs.port, proto)
+                    self._fifo(f"RS {rs_name} {vs.key} {'UP' if up else 'DOWN'}\n")
+
+    def _fifo(self, line: str) -> None:
+        """ipwrapper.c ``notify_fifo_vs`` / ``notify_fifo_rs``: the same line goes to
+        ``notify_fifo`` and ``lvs_notify_fifo``; nobody reading means it is dropped."""
+        from vrrp.notify import write_fifo
+
+        g = self.config.global_defs
+        for fifo in (g.notify_fifo, g.lvs_notify_fifo):
+            if fifo is not None and fifo.argv:
+                write_fifo(fifo.argv[0], line)
 
     def _spawn(self, script: Script) -> None:
         from pykeep.scripts import run_script
@@ -566,6 +597,8 @@ class LvsService:
     def _after(self, ops: list[Op], before: Table) -> None:
         """Log what was sent, quorum changes, and start the scripts the policy asked for."""
         for vs, d in self.reconciler.quorum_events:
+            if d.event in (QuorumEvent.UP, QuorumEvent.DOWN):
+                self._fifo(f"VS {vs.key} {'UP' if d.event is QuorumEvent.UP else 'DOWN'}\n")
             if d.event is QuorumEvent.UP:
                 self.log.info(
                     f"Gained quorum {vs.quorum}+{vs.hysteresis}={vs.quorum + vs.hysteresis}"
@@ -583,6 +616,17 @@ class LvsService:
             self.log.info(op_event(op, before), op=op.kind.value, ipvs=str(op))
         while self.reconciler.pending_scripts:
             self._spawn(self.reconciler.pending_scripts.pop(0))
+        self.lo.set(wanted(self.config, self.reconciler.quorum))
+
+    async def _apply_fnat(self, start: bool = False) -> None:
+        """FULLNAT's nftables table follows the configuration (ipvs/fnat.py)."""
+        had = self.fnat.active
+        err = await self.fnat.apply(self.config)
+        if err is not None:
+            self.log.error("FNAT source NAT not applied", reason=err)
+        elif self.fnat.active and (start or not had):
+            for line in fnat_how(self.config):
+                self.log.info(line)
 
     async def _stats_loop(self) -> None:
         read = getattr(self.kernel, "read_with_stats", None)
@@ -630,6 +674,7 @@ class LvsService:
                 self.log.error("IPVS reload failed", reason=str(e))
                 ops = []
             self._after(ops, before)
+            await self._apply_fnat()
             if self._nursery is not None:
                 for vs, rs in restart:
                     self._start_checker(self._nursery, vs, rs)
@@ -691,6 +736,10 @@ class LvsService:
         self._stopped = True
         for entry in self._checked.values():
             entry.scope.cancel()
+        await self.lo.clear()  # announce_on_lo: a stopped director stops attracting traffic
+        if not self.release_on_stop:
+            self.log.info("Leaving the IPVS configuration in place (--dont-release-ipvs)")
+            return
         async with self._lock:
             before = dict(self.reconciler.applied)
             log_before = len(self.reconciler.log)
@@ -700,6 +749,9 @@ class LvsService:
                 self.log.error("IPVS cleanup failed", reason=str(e))
             for op in self.reconciler.log[log_before:]:
                 self.log.info(op_event(op, before), op=op.kind.value, ipvs=str(op))
+            err = await self.fnat.remove()
+            if err is not None:
+                self.log.error("FNAT table not removed", reason=err)
             scripts = list(self.reconciler.pending_scripts)
             self.reconciler.pending_scripts.clear()
         if scripts:

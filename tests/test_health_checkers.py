@@ -178,12 +178,21 @@ def test_ssl_get_with_trustme_and_sni(tmp_path: Path) -> None:
         async with trio.open_nursery() as n:
             port = await serve(n, handler)
             t = Target("127.0.0.1", port)
-            res = await HttpChecker([HttpUrl("/")], ssl=True, virtualhost="www.example").check(t, 2)
+            sni = HttpChecker([HttpUrl("/")], ssl=True, virtualhost="www.example", enable_sni=True)
+            res = await sni.check(t, 2)
             assert res.ok, res
             assert snis[-1] == "www.example"
-            res = await HttpChecker([HttpUrl("/")], ssl=True, sni_name="other.example").check(t, 2)
+            named = HttpChecker([HttpUrl("/")], ssl=True, sni_name="other.example", enable_sni=True)
+            res = await named.check(t, 2)
             assert res.ok and snis[-1] == "other.example"
             res = await HttpChecker([HttpUrl("/")], ssl=True, enable_sni=False).check(t, 2)
+            assert res.ok and snis[-1] is None
+            # keepalived's default (check_http.c): no SNI unless enable_sni is given,
+            # even with a virtualhost; the configured checker has the same default.
+            plain = HttpChecker.from_model(
+                HttpCheck(ssl=True, urls=(HttpUrl("/"),), virtualhost="www.example")
+            )
+            res = await plain.check(t, 2)
             assert res.ok and snis[-1] is None
             n.cancel_scope.cancel()
 

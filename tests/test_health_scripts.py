@@ -91,7 +91,7 @@ def test_secure_root_owned_script(tmp_path: Path) -> None:
     d = tmp_path / "safe"
     d.mkdir(mode=0o755)
     s = _script(d, "ok.sh", "#!/bin/sh\n")
-    v = check_script_secure(Script((str(s),)), enforce=True)
+    v = check_script_secure(Script((str(s),)), enforce=True, default_user="root")
     # pytest's tmp_path lives under /tmp (sticky, root-owned): safe
     assert v.runnable and not v.insecure, v
 
@@ -99,7 +99,7 @@ def test_secure_root_owned_script(tmp_path: Path) -> None:
 def test_world_writable_script_refused_under_script_security(tmp_path: Path) -> None:
     s = _script(tmp_path, "bad.sh", "#!/bin/sh\n", mode=0o777)
     s.chmod(0o777)
-    v = check_script_secure(Script((str(s),)), enforce=True)
+    v = check_script_secure(Script((str(s),)), enforce=True, default_user="root")
     assert not v.runnable and v.insecure and "unsafe permissions" in v.reason
     v2 = check_script_secure(Script((str(s),)), enforce=False)
     assert v2.runnable and v2.insecure
@@ -108,7 +108,7 @@ def test_world_writable_script_refused_under_script_security(tmp_path: Path) -> 
 def test_non_root_owner_is_insecure(tmp_path: Path) -> None:
     s = _script(tmp_path, "own.sh", "#!/bin/sh\n")
     os.chown(s, 65534, 65534)
-    assert not check_script_secure(Script((str(s),)), enforce=True).runnable
+    assert not check_script_secure(Script((str(s),)), enforce=True, default_user="root").runnable
 
 
 def test_group_writable_dir_in_path(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_group_writable_dir_in_path(tmp_path: Path) -> None:
     os.chown(d, 0, 65534)
     d.chmod(0o775)
     s = _script(d, "x.sh", "#!/bin/sh\n")
-    v = check_script_secure(Script((str(s),)), enforce=True)
+    v = check_script_secure(Script((str(s),)), enforce=True, default_user="root")
     assert not v.runnable and str(d) in v.reason
 
 
@@ -132,5 +132,5 @@ def test_not_executable_and_not_found(tmp_path: Path) -> None:
     s = _script(tmp_path, "nx.sh", "#!/bin/sh\n", mode=0o644)
     assert check_script_secure(Script((str(s),)), enforce=False).reason == "not executable"
     assert check_script_secure(Script(("no-such-cmd-pk",)), enforce=False).reason == "not found"
-    assert check_script_secure(Script(("true",)), enforce=True).runnable
+    assert check_script_secure(Script(("true",)), enforce=True, default_user="root").runnable
     assert stat.S_ISREG(os.stat(s).st_mode)

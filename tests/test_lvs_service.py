@@ -30,6 +30,7 @@ from pykeep.config.model import (
     IPAddress,
     LvsSyncDaemon,
     RealServer,
+    Script,
     TcpCheck,
     VirtualServer,
 )
@@ -88,7 +89,9 @@ class Switch:
 
 @pytest.fixture(autouse=True)
 def fake_checkers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    def build(m: Checker, rs: RealServer, vs: VirtualServer) -> tuple[object, Target, Timing]:
+    def build(
+        m: Checker, rs: RealServer, vs: VirtualServer, config: object = None
+    ) -> tuple[object, Target, Timing]:
         return Switch.Probe(), Target(str(rs.address), rs.port), resolve_timing(vs, rs, m)
 
     monkeypatch.setattr(lvs, "build_checker", build)
@@ -422,3 +425,57 @@ def test_notify_and_quorum_scripts_run_without_blocking(tmp_path: Path) -> None:
 
     trio.run(main)
     assert sorted(out.read_text().split()) == ["quorum_down", "rs2_down"]
+
+
+def test_dont_release_ipvs_leaves_the_table_on_stop() -> None:
+    """``-I``/``--dont-release-ipvs``: check_daemon.c skips clear_services on stop."""
+    Switch.up = {"10.0.1.1", "10.0.1.2", "10.0.1.3"}
+    k = FakeKernel()
+
+    async def main() -> None:
+        svc = lvs.LvsService(config(), k, release_on_stop=False)
+        async with trio.open_nursery() as n:
+            await started(svc, n)
+            before = k.weights()
+            assert len(before) == 3
+            await svc.shutdown()
+            assert k.weights() == before
+            n.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_lvs_notify_fifo_gets_keepalived_lines(tmp_path: Path) -> None:
+    """ipwrapper.c notify_fifo_rs / notify_fifo_vs: ``RS <rs> <vs> UP|DOWN`` on each real
+    server change and ``VS <vs> UP|DOWN`` on each quorum change, to lvs_notify_fifo and
+    to notify_fifo alike."""
+    from pykeep.config.model import GlobalDefs
+
+    lvs_fifo, fifo = tmp_path / "lvs.fifo", tmp_path / "all.fifo"
+    lvs_fifo.write_text("")
+    fifo.write_text("")
+    g = GlobalDefs(lvs_notify_fifo=Script((str(lvs_fifo),)), notify_fifo=Script((str(fifo),)))
+    cfg = replace(config((1, 1, 1), quorum=2), global_defs=g)
+    Switch.up = {"10.0.1.1", "10.0.1.2", "10.0.1.3"}
+    k = FakeKernel()
+
+    async def main() -> None:
+        svc = lvs.LvsService(cfg, k)
+        async with trio.open_nursery() as n:
+            await started(svc, n)
+            for change in ("-10.0.1.2", "-10.0.1.3", "+10.0.1.3"):
+                (Switch.up.add if change[0] == "+" else Switch.up.discard)(change[1:])
+                await trio.sleep(5)
+            n.cancel_scope.cancel()
+
+    run(main)
+    want = [
+        "VS [10.0.0.1]:tcp:80 UP",  # quorum at start: "Gained quorum" (update_quorum_state init)
+        "RS [10.0.1.2]:tcp:80 [10.0.0.1]:tcp:80 DOWN",
+        "RS [10.0.1.3]:tcp:80 [10.0.0.1]:tcp:80 DOWN",
+        "VS [10.0.0.1]:tcp:80 DOWN",
+        "RS [10.0.1.3]:tcp:80 [10.0.0.1]:tcp:80 UP",
+        "VS [10.0.0.1]:tcp:80 UP",
+    ]
+    assert lvs_fifo.read_text().splitlines() == want
+    assert fifo.read_text().splitlines() == want
