@@ -17,7 +17,7 @@ from sim import netns
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pykeep-sim",
-        description="The pykeep two-director namespace rig: up, down, status, demo.",
+        description="The pykeep two-director namespace rig: up, down, status, demo, chaos.",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--mode", choices=("dr", "nat"), default="dr")
     demo.add_argument("--timeout", type=float, default=600.0, help="VM run timeout (s)")
+
+    chaos = sub.add_parser(
+        "chaos", help="fault scenarios against pykeep (and keepalived): one row each"
+    )
+    from sim.chaos import add_arguments
+
+    add_arguments(chaos)
     return p
 
 
@@ -77,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sim.demo import main as demo_main
 
             return demo_main(args)
+        if args.cmd == "chaos":
+            from sim.chaos import main_args
+
+            return main_args(args)
     except netns.NetnsError as exc:
         print(f"pykeep-sim: {exc}", file=sys.stderr)
         return 1

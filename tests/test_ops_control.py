@@ -318,3 +318,102 @@ def test_drain_survives_reload_and_restart(tmp_path: Path) -> None:
     run_with_server(second, sock, after_restart)
     assert len(drain.load(state)) == 0
     assert os.listdir(state.parent) == ["drain.json"]
+
+
+def test_hostile_requests_get_a_reply_and_a_logged_reason(tmp_path: Path) -> None:
+    """Issue 13 failure 6: a 100,000-digit integer used to close the connection silently."""
+    sock = tmp_path / "control.sock"
+    daemon = Explodes(make_config(), tmp_path / "drain.json")
+    lines = [
+        b'{"id": ' + b"1" * 10_000 + b', "cmd": "status"}',
+        b'{"id": 1, "cmd": "drain", "vs": ' + b"1" * 100_000 + b', "rs": "x"}',
+        b"[" * 30_000 + b"]" * 30_000,
+        b'{"ok": false, "error": {"code": "spoofed"}}',
+        b'{"id": 2, "cmd": ' + b'"' + b"c" * 50_000 + b'"}',
+        b'{"id": 3, "cmd": ["status"]}',
+        b'{"id": 4, "cmd": "failover", "instance": null}',
+        b'{"id": NaN, "cmd": "status"}',
+    ]
+
+    async def body() -> None:
+        replies = await trio.to_thread.run_sync(_raw_exchange, sock, b"\n".join(lines) + b"\n")
+        codes = [(r["ok"], r.get("error", {}).get("code")) for r in replies]
+        assert codes == [
+            (False, "bad_json"),
+            (False, "too_long"),
+            (False, "bad_json"),
+            (False, "bad_request"),
+            (False, "unknown_command"),
+            (False, "bad_request"),
+            (False, "missing_argument"),
+            (True, None),
+        ]
+        assert "digits" in replies[0]["error"]["message"]
+        assert len(replies[4]["error"]["message"]) < 300  # the echo of a 50 kB name is cut
+        # still serving on a fresh connection
+        ok = await trio.to_thread.run_sync(call, {"cmd": "status"}, sock)
+        assert ok["ok"] is True
+
+    events = run_with_server(daemon, sock, body)
+    bad = [e for e in events if e["event"] == "control.bad_request"]
+    assert [e["code"] for e in bad] == [
+        "bad_json",
+        "too_long",
+        "bad_json",
+        "bad_request",
+        "unknown_command",
+        "bad_request",
+        "missing_argument",
+    ]
+    assert all(e["reason"] for e in bad)
+    assert not [e for e in events if e["event"] == "control.connection_failed"]
+    assert len(daemon.drained) == 0
+
+
+def test_a_reload_that_fails_for_any_reason_keeps_the_running_config(tmp_path: Path) -> None:
+    """Issue 13 failure 1: a loader that raises (or refuses) leaves one error line, no change."""
+    from pykeep.ops.view import Ops
+
+    running = make_config()
+
+    def raises() -> tuple[Config | None, list[str]]:
+        raise MemoryError("include read without limit")
+
+    def refuses() -> tuple[Config | None, list[str]]:
+        return None, ["(k.conf: Line 3) first\n    hint: h", "(k.conf: Line 9) second"]
+
+    for loader, first in ((raises, "MemoryError: include read without limit"), (refuses, "first")):
+        ops = Ops(running, vrrp=None, loader=loader, drain_file=tmp_path / "drain.json")
+        with structlog.testing.capture_logs() as events:
+            errors = trio.run(ops.apply_reload)
+        assert errors and ops.config is running
+        assert ops.reload_failures == 1 and not ops.last_reload_ok
+        lines = [e["event"] for e in events if e["log_level"] == "error"]
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("Reload failed - keeping the running configuration: ")
+        assert first in lines[0]
+
+
+def test_a_reload_that_fails_to_apply_puts_the_running_config_back(tmp_path: Path) -> None:
+    from pykeep.ops.view import Ops
+
+    running, new = make_config(), make_config(rs_ports=(80, 81))
+    applied: list[Config] = []
+
+    class Vrrp:
+        async def reload(self, config: Config) -> None:
+            applied.append(config)
+            if config is new:
+                raise RuntimeError("instance table bug")
+
+    ops = Ops(running, vrrp=None, loader=lambda: (new, []), drain_file=tmp_path / "d.json")
+    ops.vrrp = Vrrp()  # type: ignore[assignment]
+    with structlog.testing.capture_logs() as events:
+        errors = trio.run(ops.apply_reload)
+    assert errors == ["applying it failed (RuntimeError: instance table bug)"]
+    assert applied == [new, running] and ops.config is running
+    lines = [e["event"] for e in events if e["log_level"] == "error"]
+    assert lines == [
+        "Reload failed - keeping the running configuration: "
+        "applying it failed (RuntimeError: instance table bug)"
+    ]

@@ -81,26 +81,46 @@ def _error(req_id: object, code: str, message: str) -> dict[str, Any]:
     return {"id": req_id, "ok": False, "error": {"code": code, "message": message}}
 
 
+def _bad(req_id: object, code: str, message: str) -> dict[str, Any]:
+    """Refuse a malformed request: the client gets the reason, and so does the log."""
+    log.info("control.bad_request", code=code, reason=message)
+    return _error(req_id, code, message)
+
+
+def _parse(line: bytes) -> tuple[Any, dict[str, Any] | None]:
+    """The request object, or None and a ``_bad`` reply saying why there is none.
+
+    Any ValueError is bad JSON for the client: invalid UTF-8, malformed text,
+    and an integer of more than 4300 digits (Python's limit on int(str)).
+    Nesting deep enough to exhaust the recursion limit is refused too.
+    """
+    try:
+        return json.loads(line), None
+    except ValueError as exc:
+        return None, _bad(None, "bad_json", f"request is not JSON: {str(exc)[:200]}")
+    except RecursionError:
+        return None, _bad(None, "bad_json", "request is nested too deeply")
+
+
 async def dispatch(handler: ControlHandler, line: bytes) -> dict[str, Any]:
     """One request line in, one response object out; never raises for bad input."""
-    try:
-        request = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _error(None, "bad_json", f"request is not JSON: {exc}")
+    request, refusal = _parse(line)
+    if refusal is not None:
+        return refusal
     if not isinstance(request, dict):
-        return _error(None, "bad_request", "request must be a JSON object")
+        return _bad(None, "bad_request", "request must be a JSON object")
     req_id = request.get("id")
     cmd = request.get("cmd")
     if not isinstance(cmd, str):
-        return _error(req_id, "bad_request", "missing 'cmd'")
+        return _bad(req_id, "bad_request", "missing 'cmd' (a string)")
     if cmd not in COMMANDS:
         known = ", ".join(COMMANDS)
-        return _error(req_id, "unknown_command", f"unknown command {cmd!r} (known: {known})")
+        return _bad(req_id, "unknown_command", f"unknown command {cmd[:100]!r} (known: {known})")
     args: list[str] = []
     for name in COMMANDS[cmd]:
         value = request.get(name)
         if not isinstance(value, str) or not value:
-            return _error(req_id, "missing_argument", f"{cmd} needs {name!r}")
+            return _bad(req_id, "missing_argument", f"{cmd} needs {name!r} (a string)")
         args.append(value)
     try:
         method: Callable[..., Awaitable[Any]] = getattr(handler, cmd)
@@ -122,7 +142,13 @@ async def dispatch(handler: ControlHandler, line: bytes) -> dict[str, Any]:
 
 
 def _encode(response: Mapping[str, Any]) -> bytes:
-    return json.dumps(response, separators=(",", ":"), default=str).encode() + b"\n"
+    try:
+        text = json.dumps(response, separators=(",", ":"), default=str)
+    except (ValueError, RecursionError) as exc:  # e.g. an echoed id that cannot be written
+        log.info("control.unencodable", reason=str(exc)[:200])
+        fallback = _error(None, "internal", f"response could not be encoded: {str(exc)[:200]}")
+        text = json.dumps(fallback, separators=(",", ":"))
+    return text.encode() + b"\n"
 
 
 def _peer_uid(stream: trio.SocketStream) -> int | None:
@@ -162,20 +188,26 @@ async def _converse(handler: ControlHandler, stream: trio.SocketStream) -> None:
         if not data:
             return
         buf += data
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
+        # All complete lines at once: splitting one off at a time would copy
+        # the rest of the buffer for each (quadratic in a chunk of tiny lines).
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
             if discarding:
                 discarding = False
                 continue
             if not line.strip():
                 continue
-            if not await _reply(stream, await dispatch(handler, line)):
+            if len(line) > MAX_LINE:  # it came whole in fewer reads than the check below sees
+                reply = _bad(None, "too_long", f"request line over {MAX_LINE} bytes")
+            else:
+                reply = await dispatch(handler, line)
+            if not await _reply(stream, reply):
                 return
         if len(buf) > MAX_LINE:
             buf = b""
             if not discarding:
                 discarding = True
-                err = _error(None, "too_long", f"request line over {MAX_LINE} bytes")
+                err = _bad(None, "too_long", f"request line over {MAX_LINE} bytes")
                 if not await _reply(stream, err):
                     return
 

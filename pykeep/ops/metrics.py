@@ -30,34 +30,17 @@ import h11
 import structlog
 import trio
 
+# LatencyRecorder lives with the snapshot types, so the checker shell that owns
+# one (pykeep.lvs) does not import this top-layer module; re-exported here.
+from pykeep.ops.status import DEFAULT_LATENCY_BUCKETS as DEFAULT_LATENCY_BUCKETS
 from pykeep.ops.status import Histogram, Snapshot, VrrpInstanceStatus
+from pykeep.ops.status import LatencyRecorder as LatencyRecorder
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-DEFAULT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 log = structlog.get_logger("pykeep.ops.metrics")
 
 Labels = Sequence[tuple[str, str]]
-
-
-class LatencyRecorder:
-    """Accumulates check latencies into fixed buckets; the checker shell owns one per checker."""
-
-    def __init__(self, buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS) -> None:
-        self.bounds = tuple(sorted(buckets))
-        self.counts = [0] * len(self.bounds)
-        self.count = 0
-        self.sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.count += 1
-        self.sum += seconds
-        for i, bound in enumerate(self.bounds):
-            if seconds <= bound:
-                self.counts[i] += 1
-
-    def snapshot(self) -> Histogram:
-        return Histogram(tuple(zip(self.bounds, self.counts, strict=True)), self.count, self.sum)
 
 
 # --------------------------------------------------------------------------
@@ -272,6 +255,15 @@ def render(snapshot: Snapshot) -> str:
     """The whole exposition for one scrape; families with no samples are still described."""
     exp = _Exposition()
     exp.family("keepalived_up", "gauge", "Status").add([], 1)
+    exp.family("pykeep_config_reloads", "counter", "Configuration reloads applied").add(
+        [], snapshot.reloads
+    )
+    exp.family(
+        "pykeep_config_reload_failures", "counter", "Reloads refused: the running config kept"
+    ).add([], snapshot.reload_failures)
+    exp.family(
+        "pykeep_config_last_reload_successful", "gauge", "1 unless the latest reload was refused"
+    ).add([], int(snapshot.last_reload_ok))
     _vrrp(exp, snapshot)
     _lvs(exp, snapshot)
     return exp.render()

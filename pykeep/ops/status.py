@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any
@@ -238,6 +238,29 @@ class Histogram:
     sum: float
 
 
+DEFAULT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class LatencyRecorder:
+    """Accumulates check latencies into fixed buckets; the checker shell owns one per checker."""
+
+    def __init__(self, buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS) -> None:
+        self.bounds = tuple(sorted(buckets))
+        self.counts = [0] * len(self.bounds)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.sum += seconds
+        for i, bound in enumerate(self.bounds):
+            if seconds <= bound:
+                self.counts[i] += 1
+
+    def snapshot(self) -> Histogram:
+        return Histogram(tuple(zip(self.bounds, self.counts, strict=True)), self.count, self.sum)
+
+
 @dataclass(frozen=True, slots=True)
 class CheckerStatus:
     """One checker of a real server: its verdict and how it got there."""
@@ -316,6 +339,11 @@ class Snapshot:
     config_files: tuple[str, ...] = ()
     started_at: float | None = None
     last_reload: float | None = None
+    # reloads applied / refused, and whether the latest attempt was applied
+    # (the alert "config reload failed" watches these)
+    reloads: int = 0
+    reload_failures: int = 0
+    last_reload_ok: bool = True
     vrrp_instances: tuple[VrrpInstanceStatus, ...] = ()
     vrrp_scripts: tuple[VrrpScriptStatus, ...] = ()
     virtual_servers: tuple[VirtualServerStatus, ...] = ()

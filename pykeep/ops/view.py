@@ -125,6 +125,8 @@ class Ops:
         self.started_at = time.time()
         self.last_reload: float | None = None
         self.reloads = 0
+        self.reload_failures = 0
+        self.last_reload_ok = True
         self._reload_lock = trio.Lock()
         try:
             self.drained = drain.load(drain_file)
@@ -206,6 +208,9 @@ class Ops:
             config_files=cfg.files,
             started_at=self.started_at,
             last_reload=self.last_reload,
+            reloads=self.reloads,
+            reload_failures=self.reload_failures,
+            last_reload_ok=self.last_reload_ok,
             vrrp_instances=insts,
             vrrp_scripts=self._scripts(),
             virtual_servers=vss,
@@ -229,23 +234,65 @@ class Ops:
                 self.notifier.reloading("reloading configuration")
             self.log.info("Reloading")
             try:
-                new, errors = self.loader()
+                try:
+                    new, errors = self.loader()
+                except Exception as exc:  # whatever the reason, the running config stays
+                    new, errors = None, [f"configuration not loaded ({type(exc).__name__}: {exc})"]
                 if new is None:
-                    for line in errors:
-                        self.log.error(line)
-                    self.log.error("Reload failed - keeping the running configuration")
+                    # The diagnostics as warnings, then the one error line that says
+                    # what happened and why.
+                    for line in errors[1:]:
+                        self.log.warning(line)
+                    first = errors[0].split("\n", 1)[0] if errors else "configuration not loaded"
+                    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                    self.log.error(
+                        f"Reload failed - keeping the running configuration: {first}{more}"
+                    )
+                    self.reload_failures += 1
+                    self.last_reload_ok = False
                     return errors
+                from pykeep.rundir import unsupported_change
+
+                refused = unsupported_change(self.config.global_defs, new.global_defs)
+                if refused:  # main.c reload_config: the running configuration stays
+                    for line in refused:
+                        self.log.error(line)
+                    self.reload_failures += 1
+                    self.last_reload_ok = False
+                    return refused
+                old = self.config
                 self.config = new
-                if self.vrrp is not None:
-                    await self.vrrp.reload(new)
-                if self.lvs is not None:
-                    await self.lvs.reload(new)
+                try:
+                    if self.vrrp is not None:
+                        await self.vrrp.reload(new)
+                    if self.lvs is not None:
+                        await self.lvs.reload(new)
+                except Exception as exc:  # a bug applying it must not end the daemon
+                    self.config = old
+                    await self._restore(old)
+                    reason = f"applying it failed ({type(exc).__name__}: {exc})"
+                    self.log.error(f"Reload failed - keeping the running configuration: {reason}")
+                    self.reload_failures += 1
+                    self.last_reload_ok = False
+                    return [reason]
                 self.reloads += 1
+                self.last_reload_ok = True
                 self.last_reload = time.time()
                 return []
             finally:
                 if self.notifier is not None:
                     self.notifier.ready(self.summary())
+
+    async def _restore(self, old: Config) -> None:
+        """Put the running configuration back after a failed apply (best effort, each part)."""
+        for part in (self.vrrp, self.lvs):
+            if part is None:
+                continue
+            try:
+                await part.reload(old)
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                self.log.warning(f"restoring the running configuration: {why}")
 
     def summary(self) -> str:
         """One line for systemd's STATUS=: every instance and its state."""
