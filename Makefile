@@ -4,14 +4,14 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 APT_PACKAGES := iproute2 keepalived ipvsadm tcpdump iputils-ping curl kmod \
                 qemu-system-x86 linux-image-amd64 busybox-static systemd \
-                nftables frr prometheus
+                nftables frr prometheus redis-server
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint typecheck bench clean
+.PHONY: setup demo test test-fast lint typecheck docs bench differential clean chaos fuzz
 
 setup: .stamp-apt .stamp-venv
 
-.stamp-apt:
+.stamp-apt: Makefile
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -30,23 +30,48 @@ setup: .stamp-apt .stamp-venv
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: setup
 	$(VENV)/bin/mypy
+
+# The documentation site; --strict: a broken link or API reference fails the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
 
 # The pure tests: no root, no namespaces, no VM. For quick loops.
 test-fast: setup
 	$(PY) -m pytest -m "not netns and not vm" -q $(PYTEST_ARGS)
 
 # Everything. pytest exits 5 when it collected nothing: that is a failure too.
-test: setup lint typecheck
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+# The VM tests (one shared boot, tests/vmshare.py) run in a second pytest beside
+# the namespace and pure tests: the guest keeps about one core busy, the
+# namespace tests mostly on protocol timers, so together they take the time of
+# the longer one.  The VM run's output follows the other's.
+test: setup lint typecheck docs
+	@$(PY) -m pytest -q -m vm --durations=15 $(PYTEST_ARGS) > .vm-tests.log 2>&1 & vm=$$!; \
+	$(PY) -m pytest -q -m "not vm" --durations=25 $(PYTEST_ARGS); rest=$$?; \
+	wait $$vm; vmrc=$$?; echo "--- VM tests ---"; cat .vm-tests.log; \
+	echo "VM tests: exit $$vmrc; other tests: exit $$rest"; \
+	test $$rest -eq 0 && test $$vmrc -eq 0
 
 demo: setup
 	$(PY) -m sim demo
 
 bench: setup
 	$(PY) -m bench
+
+# The chaos table (README "Reliability"): every scenario, pykeep and keepalived side by side.
+chaos: setup
+	$(PY) -m sim chaos --peer keepalived --report chaos-report.md
+
+# pykeep -t against keepalived -t on 20,000 generated files (root: one netns).
+differential: setup
+	$(PY) -m tests.differential --count 20000
+
+# The fuzzers at full size (make test runs them small): inputs, distinct rejections, crashes.
+fuzz: setup
+	$(PY) -m tests.fuzz
 
 clean:
 	rm -rf $(VENV) .stamp-* .mypy_cache .ruff_cache .pytest_cache

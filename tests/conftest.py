@@ -5,7 +5,7 @@ them must leave nothing behind.  The ``rig`` fixture is a factory whose rigs are
 always torn down, even when the test fails.  Marked tests never skip silently:
 a ``netns`` test on a machine where ``ip netns`` does not work, or a ``vm`` test
 without virtme-ng or a kernel image, *fails* with the reason, because a skipped
-test is not a pass (DEVELOPERS.md).
+test is not a pass (CONTRIBUTING.md).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ class Plugin:
         opts = {"send": "PING", "expect": "PONG"}
         for words in lines:
             if len(words) != 2 or words[0] not in opts:
-                raise ValueError(f"ECHO_CHECK: unknown or malformed line {' '.join(words)!r}")
+                raise ValueError(f"unknown or malformed line {' '.join(words)!r}")
             opts[words[0]] = words[1]
         return opts
 
