@@ -135,50 +135,27 @@ def _interval(key: str, lo_ms: int) -> Any:
     return handler
 
 
-def _multiplier(p: Parser, line: Line) -> None:
-    d = _cur(p)
-    if d is None:
-        return
-    v = _quiet_int(line, 1, 255)
-    if v is None:
-        p.error(
-            f"Configuration error: BFD instance {d['name']} multiplier value "
-            f"{line.words[1]} not valid (must be in range [1-255]), ignoring",
-            "give multiplier in [1, 255]",
-        )
-        return
-    d["multiplier"] = v
+def _byte(key: str, label: str, lo: int) -> Any:
+    """multiplier, ttl/hoplimit, max_hops: a small integer in [lo, 255] (bfd_parser.c)."""
 
+    def handler(p: Parser, line: Line) -> None:
+        d = _cur(p)
+        if d is None:
+            return
+        v = _quiet_int(line, lo, 255)
+        if v is None:
+            given = line.words[1] if len(line.words) > 1 else ""
+            p.error(
+                f"Configuration error: BFD instance {d['name']} {label} value "
+                f"{given} not valid (must be in range [{lo}-255]), ignoring",
+                f"give {key} in [{lo}, 255]",
+            )
+            return
+        # keepalived stores these in a uint8_t: max_hops -1 is 255, which turns
+        # the TTL check off.
+        d[key] = v & 0xFF
 
-def _ttl(p: Parser, line: Line) -> None:
-    d = _cur(p)
-    if d is None:
-        return
-    v = _quiet_int(line, 1, 255)
-    if v is None:
-        p.error(
-            f"Configuration error: BFD instance {d['name']} ttl/hoplimit value "
-            f"{line.words[1]} not valid (must be in range [1-255]), ignoring",
-            "give ttl in [1, 255]",
-        )
-        return
-    d["ttl"] = v
-
-
-def _max_hops(p: Parser, line: Line) -> None:
-    d = _cur(p)
-    if d is None:
-        return
-    v = _quiet_int(line, -1, 255)
-    if v is None:
-        p.error(
-            f"Configuration error: BFD instance {d['name']} max_hops value "
-            f"{line.words[1]} not valid (must be in range [-1-255]), ignoring",
-            "give max_hops in [-1, 255]",
-        )
-        return
-    # keepalived stores it in a uint8_t: -1 is 255, which turns the TTL check off.
-    d["max_hops"] = v & 0xFF
+    return handler
 
 
 def _passive(p: Parser, line: Line) -> None:
@@ -297,11 +274,11 @@ def install(root: Table) -> None:
     kw(bfd, "min_rx", _interval("min_rx", 1))
     kw(bfd, "min_tx", _interval("min_tx", 1))
     kw(bfd, "idle_tx", _interval("idle_tx", 1000))
-    kw(bfd, "multiplier", _multiplier)
+    kw(bfd, "multiplier", _byte("multiplier", "multiplier", 1))
     kw(bfd, "passive", _passive)
-    kw(bfd, "ttl", _ttl)
-    kw(bfd, "hoplimit", _ttl)
-    kw(bfd, "max_hops", _max_hops)
+    kw(bfd, "ttl", _byte("ttl", "ttl/hoplimit", 1))
+    kw(bfd, "hoplimit", _byte("ttl", "ttl/hoplimit", 1))
+    kw(bfd, "max_hops", _byte("max_hops", "max_hops", -1))
     kw(bfd, "weight", _weight)
     kw(bfd, "vrrp", _process("vrrp"))
     kw(bfd, "checker", _process("checker"))

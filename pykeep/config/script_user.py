@@ -99,15 +99,20 @@ def notify_script_kept(p: Parser, sc: Script, kind: str) -> bool:
     return True
 
 
-def vscript_user_kept(p: Parser, sc: Script, name: str, own_user: bool) -> bool:
-    """vrrp_parser.c ``vrrp_vscript_user_handler`` / ``vrrp_vscript_end_handler``."""
+def _user_kept(
+    p: Parser, sc: Script, own_user: bool, unknown: str, no_default: str, where: str
+) -> bool:
+    """The end handlers' user check: the script's own user, else the default one.
+
+    Both reports point at the block's '}', where keepalived's end handler runs.
+    """
     if own_user:
         if sc.user and _user_known(sc.user, sc.group):
             return True
         p.report(
-            p.close_loc() or sc.loc,  # at the '}' (end handler)
+            p.close_loc() or sc.loc,
             Severity.GENERAL_ERROR,
-            f"Unable to set uid/gid for script '{sc.path}'",
+            unknown,
             "name an existing user (and group) after 'user'",
         )
         return False
@@ -115,31 +120,32 @@ def vscript_user_kept(p: Parser, sc: Script, name: str, own_user: bool) -> bool:
         p.report(
             p.close_loc() or sc.loc,
             Severity.GENERAL_ERROR,
-            f"Unable to set default user for vrrp script {name} - removing",
-            f"add 'script_user USER' to global_defs, or 'user USER' to vrrp_script {name}",
+            no_default,
+            f"add 'script_user USER' to global_defs, or 'user USER' to {where}",
         )
         return False
     return True
+
+
+def vscript_user_kept(p: Parser, sc: Script, name: str, own_user: bool) -> bool:
+    """vrrp_parser.c ``vrrp_vscript_user_handler`` / ``vrrp_vscript_end_handler``."""
+    return _user_kept(
+        p,
+        sc,
+        own_user,
+        f"Unable to set uid/gid for script '{sc.path}'",
+        f"Unable to set default user for vrrp script {name} - removing",
+        f"vrrp_script {name}",
+    )
 
 
 def misc_user_kept(p: Parser, sc: Script, own_user: bool) -> bool:
     """check_misc.c ``misc_user_handler`` / ``misc_end_handler``."""
-    if own_user:
-        if sc.user and _user_known(sc.user, sc.group):
-            return True
-        p.report(
-            p.close_loc() or sc.loc,  # at the '}' (check_misc.c misc_end_handler)
-            Severity.GENERAL_ERROR,
-            f"Failed to set uid/gid for misc checker script '{sc.path}' - removing",
-            "name an existing user (and group) after 'user'",
-        )
-        return False
-    if default_missing(p, p.close_loc()):
-        p.report(
-            p.close_loc() or sc.loc,
-            Severity.GENERAL_ERROR,
-            f"Unable to set default user for misc script {sc.path} - removing",
-            "add 'script_user USER' to global_defs, or 'user USER' to MISC_CHECK",
-        )
-        return False
-    return True
+    return _user_kept(
+        p,
+        sc,
+        own_user,
+        f"Failed to set uid/gid for misc checker script '{sc.path}' - removing",
+        f"Unable to set default user for misc script {sc.path} - removing",
+        "MISC_CHECK",
+    )
