@@ -103,6 +103,9 @@ def accept():
 threading.Thread(target=accept, daemon=True).start()
 for mod in ("ip_vs", "ip_vs_rr", "ip_vs_pe_sip"):
     subprocess.run(["modprobe", mod])
+# Start from an empty table: an earlier part of the shared boot may leave a
+# service of its own (tests/test_ipvs_vm.py keeps a foreign one on purpose).
+subprocess.run(["ipvsadm", "-C"])
 for kind, cmd in CMDS.items():
     logf = open(os.path.join(RW, kind + ".log"), "w")
     env = dict(os.environ, PYKEEP_STATE_DIR=RW)
