@@ -310,11 +310,7 @@ vmshare.register("fnat", _prepare, timeout=1200)
 
 @pytest.fixture(scope="module")
 def result(shared_vm: vmshare.SharedRun) -> dict[str, Any]:
-    rw = shared_vm.part("fnat")
-    path = rw / "result.json"
-    assert path.exists(), f"no result (rc={shared_vm.rc('fnat')}): {shared_vm.log('fnat')[-3000:]}"
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    return shared_vm.json("fnat")
 
 
 def _tail(r: dict[str, Any]) -> str:

@@ -103,9 +103,6 @@ def accept():
 threading.Thread(target=accept, daemon=True).start()
 for mod in ("ip_vs", "ip_vs_rr", "ip_vs_pe_sip"):
     subprocess.run(["modprobe", mod])
-# Start from an empty table: an earlier part of the shared boot may leave a
-# service of its own (tests/test_ipvs_vm.py keeps a foreign one on purpose).
-subprocess.run(["ipvsadm", "-C"])
 for kind, cmd in CMDS.items():
     logf = open(os.path.join(RW, kind + ".log"), "w")
     env = dict(os.environ, PYKEEP_STATE_DIR=RW)
@@ -162,11 +159,7 @@ vmshare.register("lvs_ck", _prepare, timeout=900)
 
 @pytest.fixture(scope="module")
 def result(shared_vm: vmshare.SharedRun) -> dict[str, Any]:
-    rw = shared_vm.part("lvs_ck")
-    path = rw / "result.json"
-    assert path.exists(), f"no result (rc={shared_vm.rc('lvs_ck')}): {shared_vm.log('lvs_ck')}"
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    return shared_vm.json("lvs_ck")
 
 
 def _logs(r: dict[str, Any]) -> str:

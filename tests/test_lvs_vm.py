@@ -264,11 +264,7 @@ vmshare.register("lvs", _prepare, timeout=900)
 
 @pytest.fixture(scope="module")
 def result(shared_vm: vmshare.SharedRun) -> dict[str, Any]:
-    rw = shared_vm.part("lvs")
-    path = rw / "result.json"
-    assert path.exists(), f"no result (rc={shared_vm.rc('lvs')}): {shared_vm.log('lvs')[-3000:]}"
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    return shared_vm.json("lvs")
 
 
 def _log_tail(r: dict[str, Any]) -> str:

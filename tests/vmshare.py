@@ -13,11 +13,13 @@ only its own tests.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sim import vm
 
@@ -69,6 +71,13 @@ class SharedRun:
         path = self.dirs[name] / "log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def json(self, name: str, file: str = "result.json") -> dict[str, Any]:
+        """The JSON object a part saved, or a failure carrying the part's log."""
+        path = self.part(name) / file
+        assert path.exists(), f"no {file} (rc={self.rc(name)}): {self.log(name)[-3000:]}"
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
 
 def run(root: Path) -> SharedRun:
     """Boot once and run every registered part (in registration order)."""
@@ -80,6 +89,9 @@ def run(root: Path) -> SharedRun:
         (d / "part.sh").write_text(part.prepare(d))
         q = shlex.quote(str(d))
         lines += [
+            # Each part starts from an empty IPVS table: a part may leave an
+            # entry behind on purpose (test_ipvs_vm keeps a foreign service).
+            "ipvsadm -C",
             f"export W={q} PYKEEP_VM_RWDIR={q}",
             f"timeout -k 10 {int(part.timeout)} bash {q}/part.sh > {q}/log 2>&1",
             f"echo $? > {q}/rc",

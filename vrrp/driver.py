@@ -436,62 +436,43 @@ class InstanceDriver:
             # A tracked BFD session counts as down until it reports Up
             # (vrrp_track.c alloc_vrrp_tracked_bfd, initialise_track_bfd_state);
             # the rules are track_script's (vrrp_scheduler.c vrrp_handle_bfd_event).
-            # The session's present state, when the speaker already has one,
-            # arrives during subscribe: it is the initial value (a reload keeps
-            # an Up session Up), never a queued event behind a stale one.
-            bw = ref.weight or 0
-            now_up: list[bool] = []
-
-            def on_bfd(
-                up: Any,
-                n: str = ref.name,
-                w: int = bw,
-                r: bool = ref.reverse,
-                first: list[bool] = now_up,
-            ) -> None:
-                if not first:
-                    first.append(bool(up))
-                    return
-                e = track_effect(w, r, bool(up))
-                self._tracker_event(f"bfd:{n}", e.delta, e.fault)
-
-            self._unsubs.append(self.env.subscribe("bfd", ref.name, on_bfd))
-            if not now_up:
-                now_up.append(False)
-            eff = track_effect(bw, ref.reverse, now_up[0])
-            events.append(TrackerChanged(f"bfd:{ref.name}", eff.delta, eff.fault))
+            events.append(self._track_live("bfd", ref.name, ref.weight or 0, ref.reverse))
         for ref in inst.track_process:
             # Weight and reverse were settled when parsed (vrrp_track.c
             # alloc_track_process); the rules are track_script's (vrrp_track.c
             # process_update_track_process_status).  The watcher scanned /proc
-            # before any instance started, so its quorum arrives during
-            # subscribe: that live value is the initial one.
-            have: list[bool] = []
-
-            def on_process(
-                up: Any,
-                n: str = ref.name,
-                w: int = ref.weight or 0,
-                r: bool = ref.reverse,
-                first: list[bool] = have,
-            ) -> None:
-                if not first:
-                    first.append(bool(up))
-                    return
-                e = track_effect(w, r, bool(up))
-                self._tracker_event(f"process:{n}", e.delta, e.fault)
-
-            self._unsubs.append(self.env.subscribe("process", ref.name, on_process))
-            if not have:
-                have.append(False)  # no watcher: quorum never gained
-            if not have[0] and not ref.weight:
+            # before any instance started; without one, quorum is never gained.
+            ev = self._track_live("process", ref.name, ref.weight or 0, ref.reverse)
+            if ev.fault and not ref.reverse:  # unweighted, and quorum not gained
                 self.log.info(
                     f"({self.name}) entering FAULT state (tracked process {ref.name}"
                     " quorum not achieved)"
                 )
-            eff = track_effect(ref.weight or 0, ref.reverse, have[0])
-            events.append(TrackerChanged(f"process:{ref.name}", eff.delta, eff.fault))
+            events.append(ev)
         return events
+
+    def _track_live(self, kind: str, name: str, weight: int, reverse: bool) -> TrackerChanged:
+        """Subscribe to a tracker that holds live state, and return its initial effect.
+
+        Such a tracker (a BFD session, a process watcher) delivers its present
+        value during ``subscribe``: that value is the initial one, so a reload
+        keeps an Up session Up, and never a queued event behind a stale one.
+        Until it has said anything the object counts as down.
+        """
+        now: list[bool] = []
+
+        def on_change(up: Any) -> None:
+            if not now:
+                now.append(bool(up))
+                return
+            e = track_effect(weight, reverse, bool(up))
+            self._tracker_event(f"{kind}:{name}", e.delta, e.fault)
+
+        self._unsubs.append(self.env.subscribe(kind, name, on_change))
+        if not now:
+            now.append(False)
+        eff = track_effect(weight, reverse, now[0])
+        return TrackerChanged(f"{kind}:{name}", eff.delta, eff.fault)
 
     # ------------------------------------------------------------ life cycle
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
