@@ -44,16 +44,10 @@ test-fast: setup
 	$(PY) -m pytest -m "not netns and not vm" -q $(PYTEST_ARGS)
 
 # Everything. pytest exits 5 when it collected nothing: that is a failure too.
-# The VM tests (one shared boot, tests/vmshare.py) run in a second pytest beside
-# the namespace and pure tests: the guest keeps about one core busy, the
-# namespace tests mostly on protocol timers, so together they take the time of
-# the longer one.  The VM run's output follows the other's.
+# One pytest: beside the namespace tests, the VM's emulation starves the e2e
+# request loop of CPU (one request in a hundred goes unanswered).
 test: setup lint typecheck docs
-	@$(PY) -m pytest -q -m vm --durations=15 $(PYTEST_ARGS) > .vm-tests.log 2>&1 & vm=$$!; \
-	$(PY) -m pytest -q -m "not vm" --durations=25 $(PYTEST_ARGS); rest=$$?; \
-	wait $$vm; vmrc=$$?; echo "--- VM tests ---"; cat .vm-tests.log; \
-	echo "VM tests: exit $$vmrc; other tests: exit $$rest"; \
-	test $$rest -eq 0 && test $$vmrc -eq 0
+	$(PY) -m pytest -q --durations=30 $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m sim demo
