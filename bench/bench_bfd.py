@@ -102,7 +102,16 @@ def _try_round(r: Rig, bfdd: Bfdd, wd: Path, tag: str) -> tuple[float, float] | 
     with open(cap, "w") as out:
         td = r.popen(
             "a",
-            ["tcpdump", "-l", "-tt", "-n", "-i", "eth0", f"udp dst port 3784 and src {PEER}"],
+            [
+                "tcpdump",
+                "--immediate-mode",
+                "-l",
+                "-tt",
+                "-n",
+                "-i",
+                "eth0",
+                f"udp dst port 3784 and src {PEER}",
+            ],
             stdout=out,
             stderr=subprocess.DEVNULL,
         )

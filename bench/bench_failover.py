@@ -75,7 +75,7 @@ def measure(kind: str, *, version: int = 2, advert_int: float = 1.0) -> Run:
         with open(dump_path, "w") as out:
             dump = rig.popen(
                 "client",
-                ["tcpdump", "-i", "eth0", "-l", "-n", "-tt", "vrrp"],
+                ["tcpdump", "--immediate-mode", "-i", "eth0", "-l", "-n", "-tt", "vrrp"],
                 stdout=out,
                 stderr=subprocess.DEVNULL,
                 text=True,

@@ -252,7 +252,7 @@ class Capture:
         if self.segment not in self.rig.segments:
             raise NetnsError(f"rig {self.rig.name} has no segment {self.segment!r}")
         self.pcap.unlink(missing_ok=True)
-        argv = ["tcpdump", "-i", f"br-{self.segment}", "-U", "-n", "-s", "256"]
+        argv = ["tcpdump", "--immediate-mode", "-i", f"br-{self.segment}", "-U", "-n", "-s", "256"]
         argv += ["-w", str(self.pcap), self.bpf]
         self.proc = self.rig.popen(SWITCH_NODE, argv, stderr=subprocess.PIPE)
         # tcpdump prints "listening on …" once the socket is live; before that,

@@ -481,7 +481,7 @@ class ChaosRig:
             self._dumps.append(
                 self.rig.popen(
                     node,
-                    ["tcpdump", "-i", ifname, "-l", "-n", "-tt", "-U", *expr],
+                    ["tcpdump", "--immediate-mode", "-i", ifname, "-l", "-n", "-tt", "-U", *expr],
                     stdout=out,
                     stderr=subprocess.DEVNULL,
                     text=True,

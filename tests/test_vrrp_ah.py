@@ -197,7 +197,7 @@ def _capture(rig: Rig, wd: Path, kind: str) -> list[bytes]:
     pcap = wd / f"{kind}.pcap"
     dump = rig.popen(
         "client",
-        ["tcpdump", "-i", "eth0", "-U", "-n", "-w", str(pcap), "ip proto 51"],
+        ["tcpdump", "--immediate-mode", "-i", "eth0", "-U", "-n", "-w", str(pcap), "ip proto 51"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

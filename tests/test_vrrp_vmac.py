@@ -81,6 +81,7 @@ def _run_alone(rig: Rig, wd: Path, kind: str, extra: str, family: int) -> dict[s
         "client",
         [
             "tcpdump",
+            "--immediate-mode",
             "-i",
             "eth0",
             "-U",

@@ -72,7 +72,7 @@ def _capture(rig: Rig, wd: Path, kind: str, seconds: float) -> list[Any]:
     pcap = wd / f"{kind}.pcap"
     dump = rig.popen(
         "client",
-        ["tcpdump", "-i", "eth0", "-U", "-n", "-w", str(pcap), "vrrp or arp"],
+        ["tcpdump", "--immediate-mode", "-i", "eth0", "-U", "-n", "-w", str(pcap), "vrrp or arp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

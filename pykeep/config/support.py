@@ -404,9 +404,6 @@ STATUS: dict[str, Status] = {
     ),
     "vrrp_instance/kernel_rx_buf_size": Warned("VRRP sockets keep the kernel's buffer sizes"),
     "vrrp_instance/authentication": Acts(_T_INTEROP),
-    "vrrp_instance/authentication/auth_type=AH": Warned(
-        "adverts are sent and checked without authentication"
-    ),
     "vrrp_instance/authentication/auth_type": Acts(_T_INTEROP),
     "vrrp_instance/authentication/auth_pass": Acts(_T_INTEROP),
     # ---- vrrp_script, track files, tracked processes ----
