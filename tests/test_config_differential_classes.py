@@ -43,6 +43,31 @@ CASES: dict[str, str] = {
     ),
     "quorum-zero": "virtual_server 192.0.2.100 80 {\n  protocol TCP\n  quorum 0\n"
     "  real_server 192.0.2.11 80 {\n    TCP_CHECK {\n      nb_get_retry 3\n    }\n  }\n}\n",
+    # A line of 2,500 bytes: fgets reads it in three pieces, which keepalived's
+    # parent (global_defs) and its VRRP and checker processes number apart.
+    "long-lines": "global_defs {\n  router_id "
+    + "g" * 2500
+    + "\n  bogus_g 1\n}\n"
+    + INSTANCE.format(extra="  priority " + "1" * 2500 + "\n  bogus_v 1")
+    + "virtual_server 192.0.2.100 80 {\n  protocol TCP\n  lb_algo "
+    + "r" * 2500
+    + "\n  bogus_c 1\n}\n",
+    # Blocks pykeep warns about, still judged as keepalived judges them.
+    "warned-blocks": "garp_group {\n  interface nope0\n  interfaces {\n  }\n}\n"
+    "track_group tg {\n  group {\n  }\n}\n"
+    "linkbeat_interfaces {\n  nope0\n  dfa0 BOGUS\n}\n"
+    "interface_up_down_delays {\n  dfa0 x 300\n}\n"
+    + INSTANCE.format(extra="")
+    + "virtual_server 192.0.2.100 80 {\n  protocol TCP\n"
+    "  real_server 192.0.2.11 80 {\n    BFD_CHECK {\n      alpha maybe\n      weight 1\n"
+    "    }\n    TCP_CHECK {\n      bindto 2001:db8::1\n      bind_if "
+    + "i" * 16
+    + "\n    }\n  }\n}\n",
+    "unicast-without-peers": INSTANCE.format(
+        extra="  unicast_src_ip 192.0.2.1\n  unicast_ttl 0\n  notify_fifo /tmp/f"
+    ),
+    "vrrp-script-seconds": 'vrrp_script chk {\n  script "/bin/true"\n  interval 0.5\n'
+    "  timeout 0\n  fall 0\n}\n" + INSTANCE.format(extra=""),
 }
 
 
@@ -114,6 +139,61 @@ def test_both_lines_of_a_correction_and_the_current_spelling() -> None:
     assert "'retry'" in (unknown[0].hint or "")
 
 
+def test_long_lines_are_numbered_as_each_keepalived_process_numbers_them() -> None:
+    """parser.c read_line: the parent counts a line when fgets ends it; the children
+    read the parent's decommented copy, a line a piece, and a piece that still
+    fills 1023 bytes there is read before its newline counts (lexer.py _fgets_lines)."""
+    r = _judge("long-lines")
+    at = [(d.loc.line, d.message.split(" '")[0]) for d in r.diagnostics if d.loc]
+    unknown = sorted(n for n, m in at if m == "Unknown keyword")
+    # global_defs (parent): line 2's pieces at 1, 1 and 2, 'bogus_g' at 3.
+    # vrrp_instance (VRRP process): two extra lines before; line 8 is pieces
+    # at 10, 10 (1023 bytes once decommented) and 12, 'bogus_v' at 13.
+    # virtual_server (checker): four extra lines; 'bogus_c' (line 19) at 23.
+    assert unknown == [1, 2, 3, 10, 12, 13, 20, 22, 23], at
+    assert (10, "(VI_1) Priority not valid! must be between 1 & 255. Using default 100") in at
+
+
+def test_warned_blocks_are_still_judged() -> None:
+    r = _judge("warned-blocks")
+    msgs = _messages(r)
+    for m in (
+        "WARNING - interface nope0 specified for garp_group doesn't exist",
+        "Warning - empty garp_group interfaces block",
+        "garp group 0 does not have any delay set - removing",
+        "Warning - track group tg has empty group block",
+        "unknown interface nope0 specified for linkbeat interface",
+        "extra characters BOGUS in linkbeat interface",
+        "invalid number 'x'",
+        "Invalid alpha parameter maybe",
+        "Unknown keyword 'weight'",
+        "([192.0.2.11]:tcp:80) No name has been specified for BFD_CHECKER - skipping",
+        "bindto address 2001:db8::1 does not match address family of connect_ip - skipping",
+        f"Interface name {'i' * 16} is too long - ignoring",
+    ):
+        assert m in msgs, (m, msgs)
+    assert r.exit_code == 5  # as keepalived -t (the netns test below)
+
+
+def test_unicast_keywords_without_peers_and_pykeep_only_instance_keywords() -> None:
+    r = _judge("unicast-without-peers")
+    msgs = _messages(r)
+    assert "(VI_1): Cannot use unicast_ttl without unicast peers - resetting" in msgs
+    assert "Unknown keyword 'notify_fifo'" in msgs  # global_defs' only, as for keepalived
+    assert any(m.startswith("(VI_1) A unicast keyword has been specified") for m in msgs)
+    assert r.exit_code == 5
+
+
+def test_vrrp_script_times_are_whole_seconds() -> None:
+    r = _judge("vrrp-script-seconds")
+    msgs = _messages(r)
+    assert "(chk): vrrp script interval '0.5' must be between 1 and 4294 - ignoring" in msgs
+    assert "(chk): vrrp script timeout must be greater than 0, setting to 1" in msgs
+    assert "(chk): vrrp script fall value '0' invalid, defaulting to 1" in msgs
+    s = r.config.vrrp_scripts[0]
+    assert (s.interval, s.timeout, s.fall) == (1.0, 1.0, 1)
+
+
 @pytest.mark.netns
 def test_same_exit_code_and_lines_as_keepalived(tmp_path: Path) -> None:
     if shutil.which("keepalived") is None:
@@ -128,10 +208,39 @@ def test_same_exit_code_and_lines_as_keepalived(tmp_path: Path) -> None:
         for name, path in paths.items():
             theirs = keepalived_outcome(str(path), ns)
             assert not isinstance(theirs, str), f"keepalived {theirs} on {name}"
-            ours = pykeep_outcome(str(path), ifaces.__contains__).without(theirs.unlocated)
+            ours = pykeep_outcome(str(path), ifaces.__contains__).without(
+                theirs.unlocated, theirs.located
+            )
             if (theirs.code, theirs.lines) != (ours.code, ours.lines):
                 for who, o in (("keepalived", theirs), ("pykeep", ours)):
                     bad.append(f"{name}: {who} {o.code} {sorted(o.lines)}\n{o.text}")
     assert not bad, "\n".join(bad)
     # load() on a path is what pykeep -t runs: the same verdict as load_text.
     assert load(str(paths["smtp-server-invalid"]), "pk").exit_code == 5
+
+
+def test_pykeep_own_keywords_are_an_intended_difference_counted_apart() -> None:
+    """keepalived 2.2.7 rejects FULLNAT's and cluster mode's keywords (exit 5): the
+    differential sets such files apart, and says how many, instead of counting them."""
+    from tests.differential.generator import Case
+    from tests.differential.runner import Outcome, Report, Verdict
+
+    plain = INSTANCE.format(extra="")
+    texts = {
+        "fnat": "virtual_server 192.0.2.100 80 {\n  lb_kind FNAT\n}\n",
+        "alias": "virtual_server 192.0.2.100 80 {\n  @pk lvs_method FNAT\n}\n",
+        "syn": "virtual_server 192.0.2.100 80 {\n  syn_proxy\n}\n",
+        "laddr": "local_address_group g {\n  192.0.2.5\n}\n",
+        "plain": plain,
+        "nat": "virtual_server 192.0.2.100 80 {\n  lb_kind NAT\n}\n",
+    }
+    same = Outcome(0, frozenset(), frozenset())
+    report = Report(
+        [
+            Verdict(Case(n, "b", "k", t), n, same, Outcome(5, frozenset(), frozenset()))
+            for n, t in texts.items()
+        ]
+    )
+    assert {v.case.name for v in report.intended} == {"fnat", "alias", "syn", "laddr"}
+    assert {v.case.name for v in report.compared} == {"plain", "nat"}
+    assert "4 file(s) use pykeep's own keywords" in report.render(0)

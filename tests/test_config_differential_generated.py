@@ -19,9 +19,11 @@ from tests.differential.runner import Report, describe, generate, namespace, run
 
 # At least 500, and enough for every keyword of the tables to be in focus once.
 SAMPLE = max(500, len(keyword_paths()))
-# Floors from the full run, with a margin for the sample's smaller size.
-EXIT_FLOOR = 0.93
-LINES_FLOOR = 0.80
+# Floors from the full run, with a margin for the sample's smaller size (this
+# sample, seed 2: 98.98 % exit codes and 95.72 % line sets agree; files using
+# pykeep's own keywords are counted apart, runner.py).
+EXIT_FLOOR = 0.97
+LINES_FLOOR = 0.93
 
 
 @pytest.fixture(scope="module")

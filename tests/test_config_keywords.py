@@ -5,8 +5,10 @@ which test proves it acts as in keepalived or what pykeep does instead.
 These tests fail when the table and the parser disagree: a keyword of
 keepalived's list with no status, a proof that names no test, a warned
 keyword that parses without its warning, a keyword recorded without effect
-and without a warning, a model field no runtime code reads, or a stale
-docs/keywords.md.  All pure; about a second together.
+and without a warning, a model field no runtime code reads, a field some
+runtime code reads behind a warned keyword, or a stale docs/keywords.md.
+No root, no namespace; a few seconds together (one start-up script is left
+to hang until its one-second timeout).
 """
 
 from __future__ import annotations
@@ -298,7 +300,7 @@ def test_every_warned_keyword_warns_once_on_its_own_line_without_changing_the_ve
             assert "\n" not in str(d), d  # one line: no hint
             got.setdefault(d.loc.line, []).append(d.message)
     want = expected_warnings()
-    assert len(want) > 150
+    assert len(want) > 100
     missing = {line: key for line, key in want.items() if line not in got}
     assert missing == {}
     extra = {line: msgs for line, msgs in got.items() if line not in want}
@@ -380,7 +382,6 @@ def test_no_keyword_is_recorded_without_effect_and_without_a_warning() -> None:
 # the config's validation folds into other fields (vrrp_version: each
 # instance's version, validate.py).
 _SHOWN_ONLY = {"router_id", "vrrp_version"}
-_RUNTIME = ("vrrp", "healthcheck", "ipvs", "pykeep/daemon.py", "pykeep/lvs.py", "pykeep/scripts.py")
 
 
 def test_every_acting_keyword_reaches_the_runtime() -> None:
@@ -392,11 +393,7 @@ def test_every_acting_keyword_reaches_the_runtime() -> None:
     """
     from pykeep.config import model
 
-    src = ""
-    for part in _RUNTIME:
-        p = ROOT / part
-        for f in [p] if p.is_file() else sorted(p.rglob("*.py")):
-            src += f.read_text()
+    read = [_reads(text) for text in runtime_sources().values()]
     blocks: dict[str, Any] = {
         "global_defs": model.GlobalDefs,
         "vrrp_instance": model.VrrpInstance,
@@ -415,7 +412,9 @@ def test_every_acting_keyword_reaches_the_runtime() -> None:
             got = support.status_of(path)
             if got is None or not isinstance(got[1], support.Acts) or name in _SHOWN_ONLY:
                 continue
-            if not re.search(rf"\.{name}\b|[\"']{name}[\"']", src):
+            if not any(
+                name in names or any(p.fullmatch(name) for p in pats) for names, pats in read
+            ):
                 unread.append(path)
     assert unread == []
 
@@ -564,7 +563,7 @@ def test_pykeep_t_prints_one_line_naming_file_and_line(
     conf = tmp_path / "k.conf"
     conf.write_text(
         "vrrp_instance V {\n    interface lo0\n    virtual_router_id 9\n    debug 1\n"
-        "    old_unicast_checksum\n"
+        "    promote_secondaries\n"
         "    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n"
     )
     out = io.StringIO()
@@ -572,9 +571,285 @@ def test_pykeep_t_prints_one_line_naming_file_and_line(
     rc = cli.config_test(str(conf), None, out)
     lines = out.getvalue().splitlines()
     debug = support.warning_text("debug", _instead("vrrp_instance/debug"))
-    bfd = support.warning_text(
-        "old_unicast_checksum", _instead("vrrp_instance/old_unicast_checksum")
-    )
+    bfd = support.warning_text("promote_secondaries", _instead("vrrp_instance/promote_secondaries"))
     assert f"({conf}: Line 4) {debug}" in lines
     assert f"({conf}: Line 5) {bfd}" in lines
     assert rc == 0, lines
+
+
+# -- the guard: a warned keyword whose value some runtime code reads --------------------
+
+# The operator views render the configuration as keepalived's dumps do: reading
+# a field there is showing it, not acting on it.
+_DISPLAY = frozenset({"pykeep/ops/dumps.py", "pykeep/ops/status.py"})
+_SERVICES = ("vrrp", "healthcheck", "ipvs", "pykeep")
+# The packages that can reach each model class: an LVS field of the same name as
+# a VRRP one (smtp_alert) is not read by the VRRP service.
+_REACH = {
+    "GlobalDefs": _SERVICES,
+    "VrrpInstance": ("vrrp", "pykeep"),
+    "VrrpSyncGroup": ("vrrp", "pykeep"),
+    "VirtualServer": ("healthcheck", "ipvs", "pykeep"),
+    "RealServer": ("healthcheck", "ipvs", "pykeep"),
+    "CheckerCommon": ("healthcheck", "ipvs", "pykeep"),
+}
+
+
+@cache
+def runtime_sources() -> dict[str, str]:
+    """Every runtime module's text by its path: the services, the daemon, not the parser."""
+    out: dict[str, str] = {}
+    for top in _SERVICES:
+        for f in sorted((ROOT / top).rglob("*.py")):
+            rel = f.relative_to(ROOT).as_posix()
+            if rel.startswith("pykeep/config/") or rel in _DISPLAY:
+                continue
+            out[rel] = f.read_text()
+    return out
+
+
+@cache
+def _reads(text: str) -> tuple[frozenset[str], tuple[re.Pattern[str], ...]]:
+    """The names a module reads: attributes that are not called, string constants,
+    and the f-strings given to getattr (``getattr(g, f"{kind}_script")``) as patterns."""
+    tree = ast.parse(text)
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    names: set[str] = set()
+    patterns: list[re.Pattern[str]] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and id(n) not in called:
+            names.add(n.attr)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            names.add(n.value)
+        elif (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Name)
+            and n.func.id in ("getattr", "hasattr")
+            and len(n.args) > 1
+            and isinstance(n.args[1], ast.JoinedStr)
+        ):
+            parts = [
+                re.escape(str(v.value)) if isinstance(v, ast.Constant) else r"\w+"
+                for v in n.args[1].values
+            ]
+            patterns.append(re.compile("".join(parts)))
+    return frozenset(names), tuple(patterns)
+
+
+def warned_fields_read(sources: dict[str, str]) -> list[str]:
+    """Each read of a field that a warned keyword sets (support.WARNED_FIELDS)."""
+    out = []
+    for key, fields in support.WARNED_FIELDS.items():
+        st = support.STATUS.get(key)
+        if not isinstance(st, support.Warned):
+            out.append(f"{key}: no longer warned, so not a WARNED_FIELDS entry")
+            continue
+        allowed = support.PARTLY.get(key, ())
+        for ref in fields:
+            cls, _dot, name = ref.partition(".")
+            for path, text in sources.items():
+                if path.startswith(allowed) or not path.startswith(
+                    tuple(f"{t}/" for t in _REACH[cls])
+                ):
+                    continue
+                names, patterns = _reads(text)
+                if name in names or any(p.fullmatch(name) for p in patterns):
+                    out.append(f"{key}: {path} reads {ref}")
+    return out
+
+
+def _inner(h: Any) -> Any:
+    """The handler behind the wrappers that only judge or mark a line first
+    (values.py ``_guarded``, vrrp_parser.py ``_unicast_marked``)."""
+    while getattr(h, "__name__", "") in ("guarded", "marked") and h.__closure__:
+        cells = dict(
+            zip(h.__code__.co_freevars, (c.cell_contents for c in h.__closure__), strict=True)
+        )
+        h = cells["handler"]
+    return h
+
+
+def warned_stores_unlisted() -> list[str]:
+    """Warned keywords whose handler stores a value, without a WARNED_FIELDS entry."""
+    tables: Table = {}
+    for install in (global_parser.install, vrrp_parser.install, check_parser.install):
+        t: Table = {}
+        install(t)
+        tables.update(t)
+    out = []
+    for path, k in _walk(tables):
+        if support.covering_block(path) is not None or k.sub is not None:
+            continue
+        got = support.status_of(path)
+        if got is None or not isinstance(got[1], support.Warned):
+            continue
+        if _inner(k.handler) in (generic, support.skip_values):
+            continue
+        if got[0] not in support.WARNED_FIELDS:
+            out.append(path)
+    return out
+
+
+def test_warned_keywords_that_store_a_value_name_its_field() -> None:
+    """A warned keyword with a handler of its own declares where its value lands."""
+    from pykeep.config import model
+
+    assert warned_stores_unlisted() == []
+    for key, fields in support.WARNED_FIELDS.items():
+        assert support.status_of(key.replace("*", "TCP_CHECK")) is not None, key
+        for ref in fields:
+            cls, _dot, name = ref.partition(".")
+            assert name in getattr(model, cls).__dataclass_fields__, ref
+            assert cls in _REACH, ref
+
+
+def test_no_runtime_code_reads_what_a_warned_keyword_sets() -> None:
+    """Implementing a feature without flipping its keyword to 'acts' fails here."""
+    assert warned_fields_read(runtime_sources()) == []
+
+
+def test_the_guard_catches_features_landed_without_their_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The drift this guard exists for, planted again: seven keywords that act, warned.
+
+    With their old ``Warned`` entries back, each handler stores a value
+    without a WARNED_FIELDS entry; with the entries, the runtime reads the
+    fields (an attribute, a getattr f-string in the daemon).  A planted module
+    reading a warned field is caught too, and a VRRP read of ``smtp_alert``
+    does not count against the virtual server's.
+    """
+    planted = {
+        "global_defs/smtp_server": "GlobalDefs.smtp_server",
+        "global_defs/notification_email": "GlobalDefs.notification_email",
+        "global_defs/startup_script": "GlobalDefs.startup_script",
+        "global_defs/nftables": "GlobalDefs.nftables",
+        "vrrp_instance/use_vmac": "VrrpInstance.use_vmac",
+        "vrrp_instance/smtp_alert": "VrrpInstance.smtp_alert",
+        "vrrp_instance/no_accept": "VrrpInstance.accept",
+    }
+    before = set(warned_stores_unlisted())
+    read_before = set(warned_fields_read(runtime_sources()))
+    for key in planted:
+        monkeypatch.setitem(support.STATUS, key, support.Warned("no such feature"))
+    assert set(warned_stores_unlisted()) - before == set(planted)
+    for key, ref in planted.items():
+        monkeypatch.setitem(support.WARNED_FIELDS, key, (ref,))
+    assert set(warned_stores_unlisted()) == before
+    found = warned_fields_read(runtime_sources())
+    for key, ref in planted.items():
+        assert any(f.startswith(f"{key}: ") and f.endswith(ref) for f in found), (key, found)
+    assert "global_defs/startup_script: pykeep/daemon.py reads GlobalDefs.startup_script" in found
+    assert not any(f.startswith("virtual_server/smtp_alert") for f in found)
+    sources = dict(runtime_sources())
+    sources["healthcheck/planted.py"] = "def f(c):\n    return c.common.log_all_failures\n"
+    sources["pykeep/planted.py"] = "def g(d, k):\n    return getattr(d, f'{k}_interfaces')\n"
+    found = warned_fields_read(sources)
+    assert (
+        "virtual_server/real_server/*/log_all_failures: healthcheck/planted.py reads "
+        "CheckerCommon.log_all_failures" in found
+    )
+    assert (
+        "global_defs/dynamic_interfaces: pykeep/planted.py reads GlobalDefs.dynamic_interfaces"
+        in (found)
+    )
+    # A call of a method of the same name is not a read of the field.
+    monkeypatch.undo()
+    sources = dict(runtime_sources())
+    sources["healthcheck/planted.py"] = "def f(c):\n    return c.smtp_alert()\n"
+    assert set(warned_fields_read(sources)) == read_before
+
+
+# -- proofs for keywords that act ---------------------------------------------------
+
+
+def test_strict_mode_and_accept_choose_the_drop_set() -> None:
+    """vrrp.c vrrp_complete_instance: strict mode means no_accept unless the owner; accept
+    in strict VRRPv2 is reset; a non-owner without accept gets the nftables drop set."""
+    from vrrp.firewall import NoAccept
+
+    def drop_set(body: str, top: str = "") -> list[str] | None:
+        text = (
+            f"{top}vrrp_instance V {{\n interface eth0\n virtual_router_id 9\n{body}"
+            " virtual_ipaddress {\n  10.0.0.1\n }\n}\n"
+        )
+        r = config.load_text(text, "v.conf", interface_exists=_always)
+        assert not any(WARNED in d.message for d in r.diagnostics), r.diagnostics
+        inst = r.config.vrrp_instances[0]
+        na = NoAccept.for_instance(inst, r.config.global_defs)
+        return None if na is None else na.addrs[4]
+
+    assert drop_set("") is None  # accept mode by default
+    assert drop_set(" strict_mode\n") == ["10.0.0.1"]
+    assert drop_set("", "global_defs {\n vrrp_strict\n}\n") == ["10.0.0.1"]
+    assert drop_set(" strict_mode\n priority 255\n state MASTER\n") is None  # the owner
+    assert drop_set(" strict_mode\n accept\n") == ["10.0.0.1"]  # reset: RFC 3768
+    assert drop_set(" strict_mode\n version 3\n accept\n") is None
+    assert drop_set(" no_accept\n") == ["10.0.0.1"]
+    assert drop_set(" no_accept\n accept\n") is None  # the last one wins
+
+
+def test_vrrp_iptables_falls_back_to_nftables_as_debian_s() -> None:
+    """keepalived 2.2.7 built without iptables (Debian's) says so and uses nftables."""
+    from vrrp.firewall import NoAccept
+
+    text = (
+        "global_defs {\n vrrp_iptables\n vrrp_strict\n}\n"
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n"
+        " virtual_ipaddress {\n  10.0.0.1\n }\n}\n"
+    )
+    r = config.load_text(text, "v.conf", interface_exists=_always)
+    msgs = [(d.loc.line if d.loc else 0, d.message) for d in r.diagnostics]
+    assert (
+        2,
+        "iptables not supported, using nftables instead. Please replace "
+        "'vrrp_iptables and 'vrrp_ipsets' with 'nftables' config option",
+    ) in msgs
+    assert not any(WARNED in m for _line, m in msgs)
+    na = NoAccept.for_instance(r.config.vrrp_instances[0], r.config.global_defs)
+    assert na is not None and na.table == "keepalived"
+
+
+def test_startup_script_timeout_kills_a_hung_script_as_keepalived() -> None:
+    """core/main.c run_startup_script: a start-up script still running at its timeout is
+    killed, and start-up goes on.  About a second."""
+    import time
+
+    import trio
+
+    from pykeep.daemon import run_start_stop_script
+
+    text = 'global_defs {\n startup_script "/bin/sleep 30"\n startup_script_timeout 1\n}\n'
+    r = config.load_text(text, "s.conf", interface_exists=_always)
+    assert r.config.global_defs.startup_script_timeout == 1.0
+    logged: list[str] = []
+
+    class Log:
+        def info(self, msg: str) -> None:
+            logged.append(msg)
+
+        warning = error = info
+
+    t0 = time.monotonic()
+    trio.run(run_start_stop_script, r.config, "startup", Log())
+    assert time.monotonic() - t0 < 15  # killed at 1 s, not after the script's 30
+    assert logged == ["startup script /bin/sleep timed out - killed"], logged
+
+
+def test_use_vmac_mac_address_is_warned_and_the_name_kept() -> None:
+    """vrrp_parser.c vrrp_vmac_handler: the word with ':' is the MAC, in either place."""
+    for words in ("vm1 02:00:00:00:00:09", "02:00:00:00:00:09 vm1"):
+        text = (
+            f"vrrp_instance V {{\n interface eth0\n virtual_router_id 9\n use_vmac {words}\n"
+            " virtual_ipaddress {\n  10.0.0.1\n }\n}\n"
+        )
+        r = config.load_text(text, "v.conf", interface_exists=_always)
+        assert r.config.vrrp_instances[0].use_vmac == "vm1"
+        assert [(d.loc.line if d.loc else 0, d.message) for d in r.diagnostics] == [
+            (
+                4,
+                support.warning_text(
+                    "use_vmac 02:00:00:00:00:09", "the VMAC gets the virtual router MAC of the RFC"
+                ),
+            )
+        ]

@@ -43,9 +43,9 @@ def test_namespace_pidfiles_leftovers_notify(rig: Make) -> None:
         fifo = wd / "fifo"
         os.mkfifo(fifo)
         rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        extra = f"    notify {script}\n    notify_master {mscript}\n    notify_fifo {fifo}\n"
+        extra = f"    notify {script}\n    notify_master {mscript}\n"
         conf = wd / "k.conf"
-        conf.write_text(vrrp_conf(priority=150, extra=extra))
+        conf.write_text(vrrp_conf(priority=150, extra=extra, globals_=f"    notify_fifo {fifo}\n"))
         pid, vpid = wd / "main.pid", wd / "vrrp.pid"
         argv = [PY, "-m", "pykeep", "-P", "-n", "-l", "-f", str(conf)]
         argv += ["-p", str(pid), "-r", str(vpid), "-s", r.ns("a")]

@@ -98,6 +98,9 @@ def _tables() -> tuple[Table, Table, Table, Table, Table]:
     support.apply(combined)
     parent = {**glob, **_skipped(vrrp), **_skipped(track), **_skipped(check)}
     checker = {**_skipped(glob), **_skipped(vrrp), **track, **check}
+    # The checker process reads bfd_instance too, for BFD_CHECK's names
+    # (bfd_parser.c init_bfd_keywords: bfd_checker_handler).
+    checker["bfd_instance"] = vrrp["bfd_instance"]
     vrrp_pass = {**_skipped(glob), **vrrp, **track, **_skipped(check)}
     vs = check["virtual_server"].sub
     assert vs is not None
@@ -117,6 +120,7 @@ def _irregular(parser: Parser) -> bool:
     return (
         parser.brace_mismatch
         or parser.lex.saw_escape
+        or parser.lex.cut_lines
         or any(d.severity in STRUCTURE for d in parser.diagnostics)
     )
 
@@ -156,6 +160,7 @@ def _run(make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExists)
 def _run_all(make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExists) -> LoadResult:
     """One pass over all sections; keepalived's three passes when the braces are off."""
     parser = _parser(make_lexer, _ROOT)
+    parser.interface_exists = interface_exists
     parser.bail_on_structure = True  # a hostile file costs three passes, not four
     try:
         parser.run()
@@ -204,6 +209,7 @@ def _run_passes(
     lexed: Lexer | None = None  # the checker pass's lexer, when its lines can be replayed
     for table in (_PARENT, _CHECKER, _VRRP):
         parser = _parser(make_lexer, table, lexed if table is _VRRP else None)
+        parser.interface_exists = interface_exists
         if table is _CHECKER:
             parser.lex.record = []
         if states:

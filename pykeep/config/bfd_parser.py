@@ -220,6 +220,9 @@ def _end(p: Parser) -> None:
     # side disables is still trackable, and simply never comes Up.
     if not procs or "vrrp" in procs:
         p.state.bfd_vrrp[d["name"]] = (d.get("weight", 0), d.get("weight_reverse", False))
+    if not procs or "checker" in procs:
+        # The checker process's view, for BFD_CHECK (bfd_parser.c bfd_checker_handler).
+        p.state.bfd_checker.add(d["name"])
     where = p.close_loc() or d["loc"]
     nbr = d.get("neighbor_ip")
     if nbr is None:

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import replace
 
-from pykeep.config import extensions
+from pykeep.config import extensions, unacted, values
 from pykeep.config.diagnostics import Severity
 from pykeep.config.lexer import Line
 from pykeep.config.model import (
@@ -49,6 +49,7 @@ from pykeep.config.parser import (
     frozen,
     generic,
     kw,
+    parse_ip,
 )
 
 TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
@@ -394,24 +395,35 @@ def _pto(p: Parser, line: Line) -> None:
 
 
 def _pgr(p: Parser, line: Line) -> None:
+    """check_parser.c pgr_handler: a prefix length for IPv6 services, else an IPv4
+    netmask as getaddrinfo reads a numeric host (inet_aton: ``65535`` is 0.0.255.255)."""
     v = p.arg(line)
     if v is None:
         return
-    try:
-        if "." in v:
-            mask = ipaddress.IPv4Address(v)
-            ipaddress.IPv4Network(f"0.0.0.0/{v}")
-            _d(p)["persistence_granularity"] = mask
-        else:
-            n = int(v)
-            if not 1 <= n <= 128:
-                raise ValueError
-            _d(p)["persistence_granularity"] = n
-    except ValueError:
-        p.error(
-            f"Invalid persistence_granularity specified - {v}",
-            "write a netmask (255.255.255.0) or an IPv6 prefix length (1-128)",
-        )
+    d = _d(p)
+    family = d.get("family") or (4 if "." in v else 6)
+    if family == 6:
+        n = p.to_int(v, 1, 128, line, "persistence_granularity")
+        if n is None:
+            p.error(
+                f"Invalid IPv6 persistence_granularity specified - {v}",
+                "write an IPv6 prefix length (1-128)",
+            )
+            return
+        d["persistence_granularity"] = n
+    else:
+        from _socket import inet_aton  # the C function: no socket module
+
+        try:
+            mask = ipaddress.IPv4Address(inet_aton(v))
+        except (OSError, ValueError):
+            p.error(
+                f"Invalid IPv4 persistence_granularity specified - {v}",
+                "write a netmask, e.g. 255.255.255.0",
+            )
+            return
+        d["persistence_granularity"] = mask
+    d.setdefault("family", family)
 
 
 def _proto(p: Parser, line: Line) -> None:
@@ -470,6 +482,18 @@ def _ssvr(p: Parser, line: Line) -> None:
     port = _port(p, w[2], line) if len(w) > 2 else None
     if a is not None:
         _d(p)["_sorry"] = RealServer(a, port, loc=line.loc)
+
+
+def _ss_inhibit(p: Parser, line: Line) -> None:
+    """check_parser.c ssvri_handler: the words after it are not read."""
+    d = _d(p)
+    if d.get("_sorry") is None:
+        p.error(
+            "Ignoring sorry_server inhibit used before or without sorry_server",
+            "put sorry_server_inhibit after the sorry_server line",
+        )
+        return
+    d["sorry_server_inhibit"] = True
 
 
 def _alpha(p: Parser, line: Line) -> None:
@@ -595,15 +619,54 @@ def _checker(keyword: str) -> Any:
 
 
 def _co_ip(key: str) -> Any:
+    """check_api.c co_ip_handler / co_srcip_handler: connect_ip and bindto.
+
+    The address is read as utils.c inet_stosockaddr reads it (the text before
+    a '-' or '/', its family chosen by a ':'), and must be of the other's family
+    (for bindto, connect_ip's or else the real server's).
+    A refused address unsets the one given before (its family is AF_UNSPEC).
+    """
+    other = "bindto" if key == "connect_ip" else "connect_ip"
+
     def handler(p: Parser, line: Line) -> None:
         v = p.arg(line)
         if v is None:
             return
-        a = p.ip(v, line.loc, key)
-        if a is not None:
-            _common(p)[key] = a
+        c = _common(p)
+        text = v.split("-", 1)[0] if "-" in v else v.split("/", 1)[0]
+        try:
+            a: Any = parse_ip(text)
+        except ValueError:
+            a = None
+        if a is None or (a.version == 6) != (":" in v):
+            p.error(f"Invalid {key} address {v} - ignoring", "write an IPv4 or IPv6 address")
+            c.pop(key, None)
+            return
+        o = c.get(other)
+        if o is None and key == "bindto":
+            # The checker's destination starts as its real server's address.
+            o = (p.state.cur.get("rs") or {}).get("address")
+        if o is not None and o.version != a.version:
+            p.error(
+                f"{key} address {v} does not match address family of {other} - skipping",
+                f"give {key} and {other} addresses of one family",
+            )
+            c.pop(key, None)
+            return
+        c[key] = a
 
     return handler
+
+
+def _co_bind_if(p: Parser, line: Line) -> None:
+    """check_api.c co_srcif_handler: an interface name fits IFNAMSIZ."""
+    v = p.arg(line)
+    if v is None:
+        return
+    if len(v.encode("utf-8", "surrogateescape")) > 15:
+        p.error(f"Interface name {v} is too long - ignoring", "interface names have 15 bytes")
+        return
+    _common(p)["bind_if"] = v
 
 
 def _co_port(key: str) -> Any:
@@ -638,15 +701,6 @@ def _co_int(key: str, lo: int, hi: int) -> Any:
     return handler
 
 
-def _co_str(key: str) -> Any:
-    def handler(p: Parser, line: Line) -> None:
-        v = p.arg(line)
-        if v is not None:
-            _common(p)[key] = v
-
-    return handler
-
-
 def _co_flag(key: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
         v = _strict_flag(p, line, f"Invalid {key} parameter {{v}}")
@@ -672,9 +726,9 @@ def install_common(t: Table, connection: bool) -> None:
         kw(t, "connect_port", _co_port("connect_port"))
         kw(t, "bindto", _co_ip("bindto"))
         kw(t, "bind_port", _co_port("bind_port"))
-        kw(t, "bind_if", _co_str("bind_if"))
+        kw(t, "bind_if", _co_bind_if)
         kw(t, "connect_timeout", _co_timer("connect_timeout", 0.000001, UINT_TIMER_MAX))
-        kw(t, "fwmark", _co_int("fwmark", 1, 2**32 - 1))
+        kw(t, "fwmark", _co_int("fwmark", 0, 2**32 - 1))
     kw(t, "retry", _co_int("retry", 0, 2**32 - 1))
     kw(t, "delay_before_retry", _co_timer("delay_before_retry", 0))
     kw(t, "warmup", _co_timer("warmup", 0))
@@ -809,10 +863,16 @@ def _misc_timeout(p: Parser, line: Line) -> None:
         _ck(p)["misc_timeout"] = v
 
 
+def _misc_dynamic(p: Parser, line: Line) -> None:
+    """check_misc.c misc_dynamic_handler: a bare flag, whatever follows it."""
+    _ck(p)["misc_dynamic"] = True
+
+
 def _misc_user(p: Parser, line: Line) -> None:
     v = p.opt_arg(line, "No user specified for misc checker script")
     if v is not None:
         _ck(p)["user"] = v
+        _ck(p)["_user_loc"] = line.loc
         if len(line.words) > 2:
             _ck(p)["group"] = line.words[2]
 
@@ -947,7 +1007,7 @@ def _checker_end(p: Parser) -> None:
         sc = c["misc_path"]
         if "user" in c:
             sc = type(sc)(sc.argv, c["user"], c.get("group"), sc.loc)
-        if not misc_user_kept(p, sc, "user" in c):
+        if not misc_user_kept(p, sc, "user" in c, c.pop("_user_loc", None)):
             return
     if keyword == "FILE_CHECK" and "track_file" not in c:
         p.report(
@@ -957,10 +1017,24 @@ def _checker_end(p: Parser) -> None:
             "add 'track_file NAME'",
         )
         return
+    if keyword in _CONNECTING:
+        # check_api.c check_conn_opts, from each of these checkers' end handler.
+        dst = raw_common.get("connect_ip") or (rs or {}).get("address")
+        if (
+            dst is not None
+            and dst.version == 6
+            and dst.is_link_local
+            and not raw_common.get("bind_if")
+        ):
+            p.report(
+                p.close_loc() or loc,
+                Severity.GENERAL_ERROR,
+                f"Checker link local address {dst} requires a bind_if",
+                "add 'bind_if IFACE' to the checker",
+            )
+            return
     if keyword == "PLUGIN":
         obj: Any = PluginCheck(c["plugin"], c.get("options"), common)
-    elif keyword == "BFD_CHECK":
-        return
     else:
         cls = _MAKERS.get(keyword)
         if cls is None:
@@ -977,6 +1051,9 @@ def _checker_end(p: Parser) -> None:
             rs["checkers"].append(obj)
 
 
+_CONNECTING = frozenset(
+    {"TCP_CHECK", "UDP_CHECK", "HTTP_GET", "SSL_GET", "DNS_CHECK", "PING_CHECK", "SMTP_CHECK"}
+)
 _CONNECTION = frozenset(
     {"connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "connect_timeout", "fwmark"}
 )
@@ -1162,7 +1239,7 @@ def install(root: Table) -> None:
     kw(vs, "hysteresis", _vs_int("hysteresis", 0, 2**32 - 1))
     kw(vs, "weight", generic)
     kw(vs, "sorry_server", _ssvr)
-    kw(vs, "sorry_server_inhibit", _vs_flag("sorry_server_inhibit"))
+    kw(vs, "sorry_server_inhibit", _ss_inhibit)
     kw(vs, "sorry_server_lvs_method", _ss_forwarding)
 
     rs = block(vs, "real_server", _rs, _rs_end)
@@ -1182,12 +1259,15 @@ def install(root: Table) -> None:
     kw(rs, "smtp_alert", _vs_flag("smtp_alert"))
     kw(rs, "virtualhost", _virtualhost)
     kw(rs, "snmp_name", generic)
+    # Values keepalived judges, whether or not pykeep acts on the keyword.
+    values.guard("virtual_server", vs)
+    values.guard("real_server", rs)
 
     misc = block(rs, "MISC_CHECK", _checker("MISC_CHECK"), _checker_end)
     install_common(misc, connection=False)
     kw(misc, "misc_path", _misc_path)
     kw(misc, "misc_timeout", _misc_timeout)
-    kw(misc, "misc_dynamic", _ck_set("misc_dynamic", "flag"))
+    kw(misc, "misc_dynamic", _misc_dynamic)
     kw(misc, "user", _misc_user)
 
     smtp = block(rs, "SMTP_CHECK", _checker("SMTP_CHECK"), _checker_end)
@@ -1235,7 +1315,6 @@ def install(root: Table) -> None:
     kw(fc, "track_file", _fc_track_file)
     kw(fc, "weight", _file_weight)
 
-    bfd = block(rs, "BFD_CHECK", _checker("BFD_CHECK"), _checker_end)
-    kw(bfd, "weight", generic)
+    unacted.install_bfd_check(rs)
     # pykeep's FULLNAT, SYN proxy and cluster-mode keywords (config/extensions.py).
     extensions.install(root, vs)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 
 from pykeep.config import values
+from pykeep.config.diagnostics import Severity
 from pykeep.config.lexer import Line
 from pykeep.config.model import LvsSyncDaemon, LvsTimeouts
-from pykeep.config.parser import Handler, Parser, Table, block, generic, kw
+from pykeep.config.parser import Handler, Parser, Table, block, c_int, generic, kw
 
 # Keywords keepalived 2.2.7 knows in global_defs that pykeep records without acting on.
 _ACCEPTED = [
@@ -23,12 +24,6 @@ _ACCEPTED = [
     "no_email_faults",
     "default_interface",
     "disable_local_igmp",
-    "vrrp_down_timer_adverts",
-    "vrrp_min_garp",
-    "vrrp_garp_extra_if",
-    "vrrp_vmac_garp_intvl",
-    "vrrp_lower_prio_no_advert",
-    "vrrp_higher_prio_send_advert",
     "vrrp_iptables",
     "vrrp_ipsets",
     "nftables_ifindex",
@@ -120,7 +115,12 @@ def _router_id(p: Parser, line: Line) -> None:
 def _email(p: Parser, line: Line) -> None:
     emails = [w for ln in p.value_block(line) for w in ln.words]
     if not emails:
-        p.error("Warning - empty notification_email block", "list addresses or remove the block")
+        p.report(
+            p.value_end_loc(),
+            Severity.GENERAL_ERROR,
+            "Warning - empty notification_email block",
+            "list addresses or remove the block",
+        )
     _g(p)["notification_email"] = tuple(emails)
 
 
@@ -212,9 +212,16 @@ def _script_user(p: Parser, line: Line) -> None:
     v = p.opt_arg(line, "No script username specified")
     if v is None:
         return
+    group = line.words[2] if len(line.words) > 2 else None
+    from pykeep.config.script_user import user_known
+
+    if not user_known(v, group):
+        # global_parser.c script_user_handler: set_default_script_user failed.
+        p.error("Error setting global script uid/gid", "name an existing user (and group)")
+        return
     _g(p)["script_user"] = v
-    if len(line.words) > 2:
-        _g(p)["script_group"] = line.words[2]
+    if group is not None:
+        _g(p)["script_group"] = group
 
 
 def _vrrp_version(p: Parser, line: Line) -> None:
@@ -260,6 +267,46 @@ def _int_key(key: str, lo: int, hi: int) -> object:
             _g(p)[key] = v
 
     return handler
+
+
+def _down_timer_adverts(p: Parser, line: Line) -> None:
+    # The range was judged in front (values.py); '""' sets nothing, as in keepalived.
+    if len(line.words) > 1 and line.words[1] != "":
+        v = p.int_arg(line, 1, 100)
+        if v is not None:
+            _g(p)["vrrp_down_timer_adverts"] = v
+
+
+def _garp_extra_if(p: Parser, line: Line) -> None:
+    # ``[all] SECONDS``, judged in front (values.py extra_if).
+    g = _g(p)
+    for w in line.words[1:]:
+        if w == "all":
+            g["vrrp_garp_extra_if_all"] = True
+        else:
+            g["vrrp_garp_extra_if"] = float(c_int(w) or 0)
+
+
+#: what vrrp_min_garp lowers, from keepalived's default to its minimum (vrrp.h VRRP_GARP_*)
+_MIN_GARP = {
+    "vrrp_garp_master_repeat": (5, 1),
+    "vrrp_garp_master_refresh_repeat": (1, 0),
+    "vrrp_garp_master_delay": (5.0, 0.0),
+}
+
+
+def _min_garp(p: Parser, line: Line) -> None:
+    """global_parser.c vrrp_min_garp_handler: one GARP/NA, no repeat, no delay.
+
+    Only settings still at keepalived's default move, so a value given
+    before it stands, and one given after it wins.
+    """
+    if not p.flag(line):
+        return
+    g = _g(p)
+    for key, (default, least) in _MIN_GARP.items():
+        if g.get(key, default) == default:
+            g[key] = least
 
 
 def _fifo(key: str) -> object:
@@ -324,10 +371,20 @@ def _script_timeout(kind: str) -> object:
 
 
 def _start_stop(key: str) -> object:
+    """global_parser.c startup_shutdown_script: one of each; an unknown user after
+    the command makes it invalid (notify_script_init)."""
+    kind = key.partition("_")[0]
+
     def handler(p: Parser, line: Line) -> None:
+        if key in _g(p):
+            p.error(f"{kind} script already specified", f"keep one {key} line")
+            return
         sc = p.script(line, key, f"{key} script missing")
-        if sc is not None:
-            _g(p)[key] = sc
+        if sc is None:
+            if len(line.raw.split(None, 1)) > 1:  # a command notify_script_init refused
+                p.error(f"Invalid {kind} script", "check the command and the user after it")
+            return
+        _g(p)[key] = sc
 
     return handler
 
@@ -445,6 +502,12 @@ def install(root: Table) -> None:
         "vrrp_garp_lower_prio_delay": _timer_key("vrrp_garp_lower_prio_delay", 0, 2**31),
         "vrrp_garp_lower_prio_repeat": _int_key("vrrp_garp_lower_prio_repeat", 0, 2**31 - 1),
         "vrrp_skip_check_adv_addr": _flag_key("vrrp_skip_check_adv_addr"),
+        "vrrp_down_timer_adverts": _down_timer_adverts,
+        "vrrp_min_garp": _min_garp,
+        "vrrp_garp_extra_if": _garp_extra_if,
+        "vrrp_vmac_garp_intvl": _garp_extra_if,
+        "vrrp_lower_prio_no_advert": _flag_key("vrrp_lower_prio_no_advert"),
+        "vrrp_higher_prio_send_advert": _flag_key("vrrp_higher_prio_send_advert"),
         "vrrp_strict": _flag_key("vrrp_strict"),
         "vrrp_check_unicast_src": _flag_key("vrrp_check_unicast_src"),
         "notify_fifo": _fifo("notify_fifo"),

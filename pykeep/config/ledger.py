@@ -86,7 +86,9 @@ def render() -> str:
         "Not keepalived 2.2.7's (it reports them as unknown): the Alibaba FULLNAT fork's "
         "keywords, realised on a mainline kernel, and pykeep's cluster-mode keyword. "
         "`pykeep -t` prints the line shown as a note (exit code unchanged), except for "
-        '`announce_on_lo` (pykeep/config/extensions.py; README "Cluster mode").',
+        '`announce_on_lo` (pykeep/config/extensions.py; README "Cluster mode"). '
+        "An intended difference: the differential against `keepalived -t` "
+        "(tests/differential/) counts the files that use them apart.",
         "",
         "| keyword | how pykeep realises it | proof |",
         "| --- | --- | --- |",
@@ -107,7 +109,9 @@ def render() -> str:
         "keepalived's `proto keepalived`; every other option is warned (the route is "
         "added without it);",
         "- unicast peers: `min_ttl` / `max_ttl` are warned (adverts are accepted whatever "
-        "their TTL).",
+        "their TTL);",
+        "- `use_vmac NAME MAC`: the MAC address is warned (the VMAC gets the virtual router "
+        "MAC of the RFC).",
     ]
     return "\n".join(out) + "\n"
 

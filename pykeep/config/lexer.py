@@ -346,12 +346,25 @@ class _Source:
 
     ``linenos`` is None for an ordinary file (line ``i`` is number ``i + 1``);
     a file with NUL bytes or over-long lines is cut the way keepalived's
-    ``fgets`` cuts it (``_fgets_lines``), and then carries its own numbers.
+    ``fgets`` cuts it (``_fgets_lines``), and then carries its own numbers:
+    ``linenos`` as the checker and VRRP processes count, ``parent_linenos``
+    as keepalived's parent does.
     """
 
-    __slots__ = ("_slow", "_slow_i", "_text", "dir", "linenos", "lines", "name", "pos")
+    __slots__ = (
+        "_slow",
+        "_slow_i",
+        "_text",
+        "dir",
+        "linenos",
+        "lines",
+        "name",
+        "parent_linenos",
+        "pos",
+    )
     lines: list[str]
     linenos: list[int] | None
+    parent_linenos: list[int] | None
     _text: str | None
     _slow: list[int]
 
@@ -364,15 +377,16 @@ class _Source:
             like.plain_end()  # finds its slow lines, if not done yet
             self.lines = like.lines
             self.linenos = like.linenos
+            self.parent_linenos = like.parent_linenos
             self._text = None
             self._slow = like._slow
             return
         self.lines = text.split("\n")
-        self.linenos = None
+        self.linenos = self.parent_linenos = None
         self._text = text
         self._slow = []
         if "\x00" in text or _has_long_line(self.lines, text):
-            self.lines, self.linenos = _fgets_lines(self.lines)
+            self.lines, self.linenos, self.parent_linenos = _fgets_lines(self.lines)
             self._text = None
 
     def plain_end(self) -> int:
@@ -411,17 +425,29 @@ def _has_long_line(lines: list[str], text: str) -> bool:
     )
 
 
-def _fgets_lines(lines: list[str]) -> tuple[list[str], list[int]]:
-    """The lines keepalived's read_line sees, and the line number it gives each.
+def _fgets_lines(lines: list[str]) -> tuple[list[str], list[int], list[int]]:
+    """The lines keepalived's read_line sees, and the line numbers it gives each.
 
     parser.c read_line reads 1023 bytes at most per ``fgets``, keeps them up
     to the first NUL (``strlen``) and strips trailing CR/LF.  So a NUL cuts
     the rest of its line off, a long line is read as several lines, and a
     bare CR inside a line stays: a blank between words (alloc_strvec_r's
     WHITE_SPACE), part of a quoted word.
+
+    The numbers differ between keepalived's processes.  The parent (global_defs)
+    counts a line when the piece ``fgets`` gave ends in a newline, so the
+    pieces of a long line but the last carry the number of the line before,
+    and a NUL makes every later line one less.  The parent writes each piece,
+    decommented, as a line of its config copy (``write_conf_copy``), which the
+    checker and VRRP processes read instead: for them each piece is a line of
+    its own, and later lines move down by one per extra piece; a piece still
+    1023 bytes long once decommented fills their buffer again, and is read
+    before its newline is counted.
     """
     out: list[str] = []
     nos: list[int] = []
+    parent_nos: list[int] = []
+    parent = child = 0
     last = len(lines) - 1
     for k, line in enumerate(lines):
         if k == last and not line:
@@ -434,12 +460,19 @@ def _fgets_lines(lines: list[str]) -> tuple[list[str], list[int]]:
             nul = piece.find(b"\0")
             if nul >= 0:
                 piece = piece[:nul]
-            out.append(piece.rstrip(b"\r\n").decode("utf-8", "surrogateescape"))
-            # The line an editor shows.  keepalived's parent would count one
-            # less after each NUL, its children (reading the parent's copy)
-            # one more per extra piece: neither changes the verdict.
-            nos.append(k + 1)
-    return out, nos
+            if piece.endswith(b"\n"):
+                parent += 1
+            text = piece.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+            out.append(text)
+            parent_nos.append(parent)
+            copied = decomment(text, literal_escapes=True)[0]
+            if len(copied.encode("utf-8", "surrogateescape")) >= _FGETS_BYTES:
+                nos.append(child)  # then its newline, alone
+                child += 1
+            else:
+                child += 1
+                nos.append(child)
+    return out, nos, parent_nos
 
 
 class Lexer:
@@ -454,6 +487,9 @@ class Lexer:
     ) -> None:
         self.literal_escapes = literal_escapes
         self.saw_escape = False
+        # A file was cut the way fgets cuts it (NUL bytes, lines of 1023 bytes
+        # or more): keepalived's processes number its lines differently.
+        self.cut_lines = False
         # An includer-style include could not read what it names (parser.c
         # config_file_error): keepalived stops after the parent's read, -t exits 6.
         self.file_error = False
@@ -496,6 +532,7 @@ class Lexer:
         self.files_left -= 1
         self._stack.append(_Source(name, text, like.top if like is not None else None))
         self.top = self._stack[0]
+        self.cut_lines = self.cut_lines or self.top.linenos is not None
 
     def _include(self, pattern: str, loc: Loc, kind: str = "") -> None:
         """Read the files ``pattern`` names (parser.c check_include, open_glob_file).
@@ -590,6 +627,7 @@ class Lexer:
             self.bytes_left -= len(text)
             self.files.append(path)
             opened.append(_Source(path, text))
+            self.cut_lines = self.cut_lines or opened[-1].linenos is not None
         for src in reversed(opened):
             self._stack.append(src)
 
@@ -646,7 +684,7 @@ class Lexer:
             src.pos += 1
             if raw.endswith("\r"):
                 raw = raw.rstrip("\r\n")
-            nos = src.linenos
+            nos = src.parent_linenos if self.literal_escapes else src.linenos
             loc = Loc(src.name, src.pos if nos is None else nos[src.pos - 1])
             if not raw:
                 if self._multiline_def is not None:
@@ -1122,6 +1160,7 @@ class ReplayLexer(Lexer):
         self.block_depth = done.block_depth
         self.files = done.files
         self.saw_escape = done.saw_escape
+        self.cut_lines = done.cut_lines
         self.file_error = done.file_error
         self._end = done.loc
 

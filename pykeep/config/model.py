@@ -267,6 +267,13 @@ class GlobalDefs:
     vrrp_skip_check_adv_addr: bool = False
     vrrp_strict: bool = False
     vrrp_check_unicast_src: bool = False
+    # vrrp.c vrrp_state_master_rx and VRRP_MS_DOWN_TIMER; strict mode overrides them.
+    vrrp_down_timer_adverts: int = 3
+    vrrp_lower_prio_no_advert: bool = False
+    vrrp_higher_prio_send_advert: bool = False
+    # vrrp_garp_extra_if [all] SECONDS: periodic GARPs for VIPs on other interfaces
+    vrrp_garp_extra_if: float = 0.0
+    vrrp_garp_extra_if_all: bool = False
     vrrp_notify_fifo: Script | None = None
     notify_fifo: Script | None = None
     lvs_notify_fifo: Script | None = None
@@ -521,7 +528,6 @@ class VrrpInstance:
     track_process: tuple[TrackRef, ...] = ()
     dont_track_primary: bool = False
     notify: Notify = Notify()
-    notify_fifo: Script | None = None
     smtp_alert: bool | None = None
     garp_master_delay: float | None = None  # None: global vrrp_garp_master_delay
     garp_master_repeat: int | None = None
@@ -529,11 +535,15 @@ class VrrpInstance:
     garp_master_refresh_repeat: int | None = None
     garp_lower_prio_delay: float | None = None
     garp_lower_prio_repeat: int | None = None
-    garp_interval: float | None = None
-    gna_interval: float | None = None
     skip_check_adv_addr: bool | None = None  # None: global vrrp_skip_check_adv_addr
     strict_mode: bool | None = None
     check_unicast_src: bool | None = None
+    down_timer_adverts: int | None = None  # None: global vrrp_down_timer_adverts
+    lower_prio_no_advert: bool | None = None  # None: global vrrp_lower_prio_no_advert
+    higher_prio_send_advert: bool | None = None
+    unicast_fault_no_peer: bool = False  # FAULT rather than multicast without peers
+    garp_extra_if: float | None = None  # None: global vrrp_garp_extra_if (and its 'all')
+    garp_extra_if_all: bool = False
     use_vmac: str | None = None  # the vmac interface name, "" for the default
     vmac_xmit_base: bool = False  # adverts on the base interface, VIPs on the vmac
     accept: bool | None = None
@@ -553,7 +563,6 @@ class VrrpSyncGroup:
     name: str
     group: tuple[str, ...]
     notify: Notify = Notify()
-    notify_fifo: Script | None = None
     track_interface: tuple[TrackRef, ...] = ()
     track_script: tuple[TrackRef, ...] = ()
     track_file: tuple[TrackRef, ...] = ()

@@ -128,6 +128,8 @@ class State:
     vrrp_track_processes: list[Any] = field(default_factory=list)
     bfd_instances: list[Any] = field(default_factory=list)
     bfd_vrrp: dict[str, tuple[int, bool]] = field(default_factory=dict)  # track_bfd's view
+    bfd_checker: set[str] = field(default_factory=set)  # BFD_CHECK's view
+    interface_missing: bool = False  # a block keepalived does not act on named one
     vrrp_sync_groups: list[Any] = field(default_factory=list)
     vrrp_instances: list[Any] = field(default_factory=list)
     virtual_server_groups: list[Any] = field(default_factory=list)
@@ -165,6 +167,12 @@ class Parser:
         self.brace_mismatch = False
         self.plugin_table: Table | None = None
         self.plugin_hook: Callable[[Parser, str], Keyword | None] | None = None
+        # The last line a value block read (its '}'): keepalived's line for
+        # what a handler reports after reading the block (``value_end_loc``).
+        self.value_end: Line | None = None
+        # Whether an interface exists, for the checks keepalived makes while
+        # it reads (garp_group, linkbeat_interfaces …); None takes every name.
+        self.interface_exists: Callable[[str], bool] | None = None
 
     # -- reporting -----------------------------------------------------------
 
@@ -399,6 +407,7 @@ class Parser:
             nxt = self.lex.next_line()
             if nxt is None:
                 break
+            self.value_end = nxt
             words = nxt.words
             if "//" in nxt.raw or "/*" in nxt.raw:
                 self._foreign_comment(nxt, first=0)
@@ -604,6 +613,11 @@ class Parser:
         )
         return True
 
+    def value_end_loc(self) -> Loc | None:
+        """Where the last value block ended: keepalived's line once it has read one."""
+        at = self.value_end
+        return at.loc if at is not None else (self.line.loc if self.line else None)
+
     def close_loc(self) -> Loc | None:
         """Where the block being closed ended: its '}' (for end-of-block messages)."""
         at = self.closed_at
@@ -622,6 +636,8 @@ UINT_TIMER_MAX = 4294.967295  # UINT_MAX microseconds
 
 def c_int(s: str) -> int | None:
     """What strtol(s, &end, 10) accepts when it must consume the whole word, or None."""
+    if not s:
+        return 0  # strtol("") converts nothing and ends at the NUL: 0, valid
     t = s.lstrip(_C_SPACE)
     body = t[1:] if t[:1] in ("+", "-") else t
     if not body or not body.isascii() or not body.isdigit():

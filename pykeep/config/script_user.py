@@ -49,7 +49,8 @@ NOTIFY_INIT_KINDS = frozenset(
 _REPORTED = "_default_script_user_reported"
 
 
-def _user_known(user: str, group: str | None) -> bool:
+def user_known(user: str, group: str | None) -> bool:
+    """Whether keepalived's set_uid_gid finds the user (and group)."""
     try:
         resolve_identity(user, group)
     except ValueError:
@@ -78,7 +79,7 @@ def notify_script_kept(p: Parser, sc: Script, kind: str) -> bool:
     if kind not in NOTIFY_INIT_KINDS:
         return True
     if sc.user:
-        if _user_known(sc.user, sc.group):
+        if user_known(sc.user, sc.group):
             return True
         # keepalived only logs this: the verdict does not change.
         p.report(
@@ -100,17 +101,25 @@ def notify_script_kept(p: Parser, sc: Script, kind: str) -> bool:
 
 
 def _user_kept(
-    p: Parser, sc: Script, own_user: bool, unknown: str, no_default: str, where: str
+    p: Parser,
+    sc: Script,
+    own_user: bool,
+    unknown: str,
+    no_default: str,
+    where: str,
+    user_loc: Loc | None = None,
 ) -> bool:
-    """The end handlers' user check: the script's own user, else the default one.
+    """The user check: the script's own user, else the default one.
 
-    Both reports point at the block's '}', where keepalived's end handler runs.
+    An unknown user of its own is reported at its ``user`` line, where
+    keepalived's user handler runs; a missing default at the block's '}',
+    where its end handler runs.
     """
     if own_user:
-        if sc.user and _user_known(sc.user, sc.group):
+        if sc.user and user_known(sc.user, sc.group):
             return True
         p.report(
-            p.close_loc() or sc.loc,
+            user_loc or p.close_loc() or sc.loc,
             Severity.GENERAL_ERROR,
             unknown,
             "name an existing user (and group) after 'user'",
@@ -127,7 +136,9 @@ def _user_kept(
     return True
 
 
-def vscript_user_kept(p: Parser, sc: Script, name: str, own_user: bool) -> bool:
+def vscript_user_kept(
+    p: Parser, sc: Script, name: str, own_user: bool, user_loc: Loc | None = None
+) -> bool:
     """vrrp_parser.c ``vrrp_vscript_user_handler`` / ``vrrp_vscript_end_handler``."""
     return _user_kept(
         p,
@@ -136,10 +147,11 @@ def vscript_user_kept(p: Parser, sc: Script, name: str, own_user: bool) -> bool:
         f"Unable to set uid/gid for script '{sc.path}'",
         f"Unable to set default user for vrrp script {name} - removing",
         f"vrrp_script {name}",
+        user_loc,
     )
 
 
-def misc_user_kept(p: Parser, sc: Script, own_user: bool) -> bool:
+def misc_user_kept(p: Parser, sc: Script, own_user: bool, user_loc: Loc | None = None) -> bool:
     """check_misc.c ``misc_user_handler`` / ``misc_end_handler``."""
     return _user_kept(
         p,
@@ -148,4 +160,5 @@ def misc_user_kept(p: Parser, sc: Script, own_user: bool) -> bool:
         f"Failed to set uid/gid for misc checker script '{sc.path}' - removing",
         f"Unable to set default user for misc script {sc.path} - removing",
         "MISC_CHECK",
+        user_loc,
     )

@@ -164,7 +164,7 @@ def _validate_vrrp(p: Parser, interface_exists: InterfaceExists) -> None:
 
     # A missing interface stops the VRRP process before any other check.
     if not g.get("dynamic_interfaces"):
-        bad = False
+        bad = st.interface_missing
         for name, loc, what in st.interface_refs:
             if what == "lvs_sync_daemon" or interface_exists(name):
                 continue
@@ -467,6 +467,16 @@ def _complete_instance(
             f"({name}): Unicast instances must have unicast_src_ip or interface",
             "add 'interface IFACE' or 'unicast_src_ip IP'",
         )
+    if meta.get("unicast_configured") and not v.unicast_peers and not v.unicast_fault_no_peer:
+        # vrrp.c vrrp_complete_instance: multicast after all, deprecated since 2.2.4.
+        p.report(
+            v.loc,
+            Severity.DEPRECATED,
+            f"({name}) A unicast keyword has been specified without any unicast peers. "
+            "Defaulting to multicast. This usage is deprecated - please update your "
+            "configuration.",
+            "add unicast_peer addresses, or remove the unicast keywords",
+        )
     nopreempt = v.nopreempt
     delay = v.preempt_delay
     if prio == 255 and nopreempt:
@@ -500,6 +510,14 @@ def _complete_instance(
                 "use either nopreempt or preempt_delay",
             )
             delay = 0.0
+    downs = v.down_timer_adverts
+    if downs is None:
+        downs = int(g.get("vrrp_down_timer_adverts", 3))
+    if strict and downs != 3:
+        report(
+            "down_timer_adverts is incompatible with strict mode - resetting",
+            "remove down_timer_adverts (strict mode counts 3 adverts)",
+        )
     accept = v.accept
     if accept is None:
         accept = True if prio == 255 else not strict
@@ -509,6 +527,16 @@ def _complete_instance(
             "remove 'accept' or use VRRPv3",
         )
         accept = False
+    if strict and v.lower_prio_no_advert is False:
+        report(
+            "Strict mode requires no lower priority advert. resetting",
+            "remove 'lower_prio_no_advert false' (strict mode never answers lower priorities)",
+        )
+    if strict and v.higher_prio_send_advert:
+        report(
+            "strict mode requires higher_prio_send_advert to be clear. resetting",
+            "remove higher_prio_send_advert (strict mode never sends it)",
+        )
     adv = v.advert_int
     if version == 2:
         if adv >= 256:

@@ -41,16 +41,22 @@ def _instance(p: Parser) -> str:
     return str(cur.get("name", ""))
 
 
+def _group(p: Parser) -> str:
+    cur = p.state.cur.get("sg") or {}
+    return str(cur.get("name", ""))
+
+
 def flag(message: str) -> Check:
     """No word, or a true/false word; anything else is reported with ``message``.
 
-    ``{v}`` is the word, ``{i}`` the vrrp_instance's name.
+    ``{v}`` is the word, ``{i}`` the vrrp_instance's name, ``{g}`` the sync
+    group's.  The words are parser.c check_true_false's, case and all.
     """
 
     def check(p: Parser, line: Line) -> bool:
-        if len(line.words) > 1 and line.words[1].lower() not in _TRUE_FALSE:
+        if len(line.words) > 1 and line.words[1] not in _TRUE_FALSE:
             p.error(
-                message.format(v=line.words[1], i=_instance(p)),
+                message.format(v=line.words[1], i=_instance(p), g=_group(p)),
                 "write the keyword alone, or with true/false",
             )
             return False
@@ -146,6 +152,26 @@ def always(message: str) -> Check:
     def check(p: Parser, line: Line) -> bool:
         p.error(message.format(i=_instance(p)), f"remove {line.words[0]}")
         return True
+
+    return check
+
+
+def extra_if(lo: int, hi: int, invalid: str, missing: str) -> Check:
+    """``[all] SECONDS`` in any order (vrrp_parser.c vrrp_garp_extra_if_handler,
+    global_parser.c vrrp_vmac_garp_extra_if_handler): every other word is a time."""
+
+    def check(p: Parser, line: Line) -> bool:
+        seen = False
+        for w in line.words[1:]:
+            if w == "all":
+                continue
+            if p.to_int(w, lo, hi, line, line.words[0]) is None:
+                p.error(invalid.format(v=w, i=_instance(p)), f"{line.words[0]} takes [all] SECONDS")
+                return False
+            seen = True
+        if not seen:
+            p.error(missing.format(i=_instance(p)), f"give {line.words[0]} a time in seconds")
+        return seen
 
     return check
 
@@ -249,7 +275,7 @@ _GLOBAL.update(
             "min_auto_priority_delay requires delay time",
         ),
         "vrrp_down_timer_adverts": number(1, 100, "Invalid vrrp_down_timer_adverts [1:100] '{v}'"),
-        "vrrp_garp_extra_if": number(
+        "vrrp_garp_extra_if": extra_if(
             1,
             86400,
             "vrrp_garp_extra_if '{v}' invalid - ignoring",
@@ -259,7 +285,7 @@ _GLOBAL.update(
             always(
                 'Keyword "vrrp_vmac_garp_intvl" is deprecated - please use "vrrp_garp_extra_if"'
             ),
-            number(
+            extra_if(
                 1,
                 86400,
                 "vrrp_vmac_garp_intvl '{v}' invalid - ignoring",
@@ -376,7 +402,70 @@ for _name in ("vrrp_garp_master_refresh_repeat", "vrrp_garp_master_repeat"):
 _GLOBAL["snmp_socket"] = _snmp_socket
 _GLOBAL["vrrp_rx_bufs_policy"] = _rx_bufs_policy
 
+
+def _vrf(p: Parser, line: Line) -> bool:
+    """vrrp_parser.c vrrp_vrf_handler: judged in its order; the rest is not acted on."""
+    name = p.arg(line)
+    cur = p.state.cur.get("vrrp")
+    if name is None or cur is None:
+        return False
+    i = cur.get("name", "")
+    if len(name.encode("utf-8", "surrogateescape")) >= 16:
+        p.error(f"({i}) VRF interface name '{name}' too long - ignoring")
+    elif cur.get("interface") is not None:
+        p.error(f"({i}) Cannot specify VRF interface and interface - ignoring")
+    elif cur.get("_vrf") is not None:
+        p.error(f"({i}) VRF interface already specified as '{cur['_vrf']}' - ignoring")
+    else:
+        cur["_vrf"] = name
+        exists = p.interface_exists
+        dynamic = p.state.global_defs.get("dynamic_interfaces")
+        if exists is not None and not dynamic and not exists(name):
+            p.error(f"({i}) WARNING - VRF interface {name} doesn't exist")
+        return True
+    return False
+
+
+def _native_ipv6(p: Parser, line: Line) -> bool:
+    """vrrp_parser.c vrrp_native_ipv6_handler: not once the instance is IPv4 (its
+    first virtual address or unicast peer so far)."""
+    cur = p.state.cur.get("vrrp") or {}
+    first = [*cur.get("virtual_ipaddress", ()), *cur.get("unicast_peers", ())][:1]
+    if first:
+        a = first[0]
+        version = a.address.version
+        if version == 4:
+            p.error(f"({cur.get('name', '')}) Cannot specify native_ipv6 with IPv4 addresses")
+            return False
+    return True
+
+
+_INCLUDE_CHECKS = frozenset({"read", "match", "wildcard_match", "brace_match"})
+
+
+def _include_check(p: Parser, line: Line) -> bool:
+    """parser.c include_check_set: a set of checks, then +/- changes to it."""
+    for i, w in enumerate(line.words[1:], 1):
+        if w.startswith(("+", "-")):
+            name = w[1:]
+        elif i == 1:
+            name = w
+        else:
+            p.error(
+                f"Duplicate include_check '{w}' specified - ignoring", "prefix changes with + or -"
+            )
+            continue
+        if name not in _INCLUDE_CHECKS:
+            p.error(
+                f"Unknown include_check type '{name}' - ignoring",
+                "use read, match, wildcard_match or brace_match",
+            )
+    return True
+
+
 _INSTANCE: dict[str, Check] = {
+    "vrf": _vrf,
+    "native_ipv6": _native_ipv6,
     "notify_priority_changes": flag(
         "({i}) Invalid value '{v}' for notify_priority_changes specified"
     ),
@@ -387,7 +476,7 @@ _INSTANCE: dict[str, Check] = {
     "smtp_alert": flag("Invalid vrrp_instance smtp_alert parameter {v}"),
     "debug": number(0, 4, "({i}) Debug value '{v}' not valid; must be between 0-4"),
     "down_timer_adverts": number(1, 100, "({i}): Invalid down_timer_adverts [1:100] '{v}'"),
-    "garp_extra_if": number(
+    "garp_extra_if": extra_if(
         0,
         86400,
         "({i}): garp_extra_if '{v}' invalid - ignoring",
@@ -395,7 +484,7 @@ _INSTANCE: dict[str, Check] = {
     ),
     "vmac_garp_intvl": then(
         always('Keyword "vmac_garp_intvl" is deprecated - please use "garp_extra_if"'),
-        number(
+        extra_if(
             0,
             86400,
             "({i}): vmac_garp_intvl '{v}' invalid - ignoring",
@@ -416,12 +505,40 @@ _INSTANCE: dict[str, Check] = {
 
 _SYNC_GROUP: dict[str, Check] = {
     "smtp_alert": flag("Invalid vrrp_group smtp_alert parameter {v}"),
+    "notify_priority_changes": flag(
+        "({g}) Invalid value '{v}' for sync group notify_priority_changes specified"
+    ),
 }
+
+
+def words(n: int, message: str) -> Check:
+    """Exactly ``n`` words, keyword included (check_parser.c *_snmp_name_handler)."""
+
+    def check(p: Parser, line: Line) -> bool:
+        if len(line.words) != n:
+            p.error(message, f"write: {line.words[0]} NAME")
+            return False
+        return True
+
+    return check
+
+
+# check_parser.c vs_snmp_name_handler / rs_snmp_name_handler
+_VIRTUAL_SERVER: dict[str, Check] = {
+    "snmp_name": words(2, "virtual server snmp_name missing or extra parameters"),
+}
+_REAL_SERVER: dict[str, Check] = {
+    "snmp_name": words(2, "real server snmp_name missing or extra parameters"),
+}
+
+_GLOBAL["include_check"] = _include_check
 
 _TABLES = {
     "global_defs": _GLOBAL,
     "vrrp_instance": _INSTANCE,
     "vrrp_sync_group": _SYNC_GROUP,
+    "virtual_server": _VIRTUAL_SERVER,
+    "real_server": _REAL_SERVER,
 }
 
 

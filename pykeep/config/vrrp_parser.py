@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pykeep.config import bfd_parser, values
+from pykeep.config import bfd_parser, unacted, values
 from pykeep.config.diagnostics import Severity
 from pykeep.config.lexer import Line
 from pykeep.config.model import (
@@ -22,8 +22,8 @@ from pykeep.config.model import (
     VrrpTrackFile,
     VrrpTrackProcess,
 )
-from pykeep.config.parser import Parser, Table, block, frozen, generic, kw, parse_ip
-from pykeep.config.support import skip_values
+from pykeep.config.parser import Parser, Table, block, c_int, frozen, generic, kw, parse_ip
+from pykeep.config.support import warning_text
 
 TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
 if TYPE_CHECKING:
@@ -32,20 +32,13 @@ if TYPE_CHECKING:
 _INSTANCE_ACCEPTED = [
     "use_vmac_addr",
     "use_ipvlan",
-    "unicast_fault_no_peer",
     "old_unicast_checksum",
     "native_ipv6",
     "vrf",
-    "track_src_ip",
     "promote_secondaries",
     "linkbeat_use_polling",
     "debug",
     "notify_priority_changes",
-    "down_timer_adverts",
-    "garp_extra_if",
-    "vmac_garp_intvl",
-    "lower_prio_no_advert",
-    "higher_prio_send_advert",
     "kernel_rx_buf_size",
 ]
 
@@ -67,8 +60,14 @@ _ROUTE_TYPES = {
 # -- addresses, routes, rules ----------------------------------------------------
 
 
-def parse_address(p: Parser, line: Line, what: str = "VRRP") -> IPAddressSpec | None:
-    """``IP[/len] [brd IP] [dev IF] [scope S] [label L] [no_track] …`` (vrrp_ipaddress.c)."""
+def parse_address(
+    p: Parser, line: Line, what: str = "VRRP", *, vip: bool = False
+) -> IPAddressSpec | None:
+    """``IP[/len] [brd IP] [dev IF] [scope S] [label L] [no_track] …`` (vrrp_ipaddress.c).
+
+    ``vip``: a virtual_ipaddress(_excluded) line, where keepalived also takes
+    ``use_vmac`` (``parse_ipaddress``: not for static addresses).
+    """
     w = line.words
     text = w[0]
     try:
@@ -102,6 +101,9 @@ def parse_address(p: Parser, line: Line, what: str = "VRRP") -> IPAddressSpec | 
             i += 1
         elif opt == "track":
             i += 1
+        elif opt == "use_vmac" and vip:
+            fields["_use_vmac"] = True  # judged with the whole instance (_vip_use_vmac)
+            i += 1
         elif opt in ("home", "-nodad", "nodad", "noprefixroute", "autojoin"):
             unapplied.append(opt)
             i += 1
@@ -126,7 +128,11 @@ def parse_address(p: Parser, line: Line, what: str = "VRRP") -> IPAddressSpec | 
         )
     if "dev" in fields:
         p.state.interface_refs.append((fields["dev"], line.loc, f"ip address {addr.ip}"))
-    return IPAddressSpec(addr, loc=line.loc, **fields)
+    use_vmac = fields.pop("_use_vmac", False)
+    spec = IPAddressSpec(addr, loc=line.loc, **fields)
+    if use_vmac:
+        _vi(p).setdefault("_vip_use_vmac", []).append(spec)
+    return spec
 
 
 _ROUTE_VALUE_KW = frozenset(
@@ -499,9 +505,14 @@ def _version(p: Parser, line: Line) -> None:
 
 
 def _unicast_ttl(p: Parser, line: Line) -> None:
-    v = p.int_arg(line, 1, 255)
-    if v is not None:
-        _vi(p)["unicast_ttl"] = v
+    # vrrp_parser.c vrrp_ttl_handler: 0 to 255; the block's end checks for peers.
+    d = _vi(p)
+    v = p.int_arg(line, 0, 255)
+    if v is None:
+        word = line.words[1] if len(line.words) > 1 else ""
+        p.error(f"({d.get('name')}): TTL '{word}' not valid - must be between 0 & 255")
+        return
+    d["unicast_ttl"] = v
 
 
 def _sockaddr_text(v: str) -> str:
@@ -557,7 +568,7 @@ def _vips(key: str) -> Any:
         d = _vi(p)
         lst = d.setdefault(key, [])
         for ln in p.value_block(line):
-            a = parse_address(p, ln)
+            a = parse_address(p, ln, vip=True)
             if a is None:
                 continue
             if key == "virtual_ipaddress":
@@ -792,10 +803,7 @@ def _notify(key: str, target: str) -> Any:
             return
         sc = p.script(line, line.words[0])
         if sc is not None:
-            if key == "notify_fifo":
-                d["notify_fifo"] = sc
-            else:
-                d["_notify"][key] = sc
+            d["_notify"][key] = sc
 
     return handler
 
@@ -827,6 +835,40 @@ def _count(key: str, lo: int = 0, hi: int = 2**31 - 1) -> Any:
     return handler
 
 
+def _down_timer_adverts(p: Parser, line: Line) -> None:
+    # The range was judged in front (values.py); '""' sets nothing, as in keepalived.
+    if len(line.words) > 1 and line.words[1] != "":
+        v = p.int_arg(line, 1, 100)
+        if v is not None:
+            _vi(p)["down_timer_adverts"] = v
+
+
+def _garp_extra_if(p: Parser, line: Line) -> None:
+    # ``[all] SECONDS``, judged in front (values.py extra_if).
+    d = _vi(p)
+    for w in line.words[1:]:
+        if w == "all":
+            d["garp_extra_if_all"] = True
+        else:
+            d["garp_extra_if"] = float(c_int(w) or 0)
+
+
+def _track_src_ip(p: Parser, line: Line) -> None:
+    """Accepted and, as in keepalived 2.2.7, without effect.
+
+    keepalived sets VRRP_FLAG_TRACK_SADDR, but keepalived_netlink.c
+    netlink_if_address_filter compares the deleted or added address with the
+    whole sockaddr_storage of the source, never equal: an instance keeps its
+    state when its configured source address leaves the interface
+    (tests/test_vrrp_keywords_wire.py shows keepalived and pykeep side by side).
+    """
+
+
+def _unicast_fault_no_peer(p: Parser, line: Line) -> None:
+    # vrrp_parser.c vrrp_unicast_fault_no_peer: any words after it are ignored.
+    _vi(p)["unicast_fault_no_peer"] = True
+
+
 def _preempt_delay(p: Parser, line: Line) -> None:
     v = p.decimal_arg(line, 0, 1000)
     if v is None:
@@ -836,7 +878,19 @@ def _preempt_delay(p: Parser, line: Line) -> None:
 
 
 def _use_vmac(p: Parser, line: Line) -> None:
-    _vi(p)["use_vmac"] = line.words[1] if len(line.words) > 1 else ""
+    # vrrp_parser.c vrrp_vmac_handler: a word holding ':' is the MAC address
+    # (an interface name cannot hold one), any other the link's name.
+    name = ""
+    for word in line.words[1:]:
+        if ":" not in word:
+            name = word
+            continue
+        p.report(
+            line.loc,
+            Severity.INFO,
+            warning_text(f"use_vmac {word}", "the VMAC gets the virtual router MAC of the RFC"),
+        )
+    _vi(p)["use_vmac"] = name
 
 
 def _lvs_syncd_if(p: Parser, line: Line) -> None:
@@ -900,12 +954,44 @@ def _dont_track(p: Parser, line: Line) -> None:
 _VI_FIELDS = set(VrrpInstance.__dataclass_fields__)
 
 
+def _vip_use_vmac(p: Parser, d: dict[str, Any], spec: IPAddressSpec) -> None:
+    """``use_vmac`` on a VIP (vrrp.c vrrp_complete_instance).
+
+    On the instance's own interface and family, with the instance using a
+    VMAC, keepalived reports the option as an error and the address goes on
+    the instance's VMAC, as pykeep puts it.  Otherwise keepalived makes the
+    address a VMAC of its own, which pykeep does not: one note says so.
+    """
+    a = spec.address
+    shown = str(a.ip) if a.network.prefixlen == a.max_prefixlen else str(a)
+    vips = d.get("virtual_ipaddress") or ()
+    peers = d.get("unicast_peers") or ()
+    family = vips[0].address.version if vips else peers[0].address.version if peers else 4
+    own_link = spec.dev is None or spec.dev == d.get("interface")
+    if own_link and "use_vmac" in d and a.version == family:
+        p.report(
+            spec.loc,
+            Severity.GENERAL_ERROR,
+            f"({d['name']}) use_vmac specified for VIP/eVIP {shown} and vrrp instance",
+            "the instance's use_vmac already puts the address on its VMAC: remove it here",
+        )
+        return
+    p.report(
+        spec.loc,
+        Severity.INFO,
+        f"'use_vmac' for ip address {shown} is not supported by pykeep: the address"
+        f" goes on {spec.dev or d.get('interface') or 'its interface'} without a VMAC of its own",
+    )
+
+
 def _instance_end(p: Parser) -> None:
     d = p.state.cur.pop("vrrp", None)
     if d is None:
         return
     notify = Notify(**d.pop("_notify"))
     d.pop("_auth_loc", None)
+    for spec in d.pop("_vip_use_vmac", ()):
+        _vip_use_vmac(p, d, spec)
     own = d.get("interface")
     if own is not None and any(r.name == own for r in d.get("track_interface", ())):
         # vrrp.c vrrp_complete_instance: the instance's own interface is always
@@ -917,6 +1003,15 @@ def _instance_end(p: Parser) -> None:
             f"remove {own} from track_interface (use dont_track_primary to not track it)",
         )
         d["track_interface"] = [r for r in d["track_interface"] if r.name != own]
+    if "unicast_ttl" in d and not d.get("unicast_peers"):
+        # vrrp_parser.c vrrp_end_handler, at the block's '}'.
+        p.report(
+            p.close_loc() or d["loc"],
+            Severity.GENERAL_ERROR,
+            f"({d['name']}): Cannot use unicast_ttl without unicast peers - resetting",
+            "remove unicast_ttl, or add unicast_peer addresses",
+        )
+        del d["unicast_ttl"]
     fields = frozen(d, _VI_FIELDS)
     fields["notify"] = notify
     fields.setdefault("virtual_router_id", 0)
@@ -932,6 +1027,7 @@ def _instance_end(p: Parser) -> None:
         "priority_set": "priority" in d,
         "version_set": "version" in d,
         "has_auth_pass": "auth_pass" in d,
+        "unicast_configured": bool(d.get("_unicast")),
     }
     p.state.vrrp_instances.append(VrrpInstance(**fields))
 
@@ -963,10 +1059,22 @@ def _sg_group(p: Parser, line: Line) -> None:
     d = p.state.cur.get("sg")
     if d is None:
         return
-    d["_has_group"] = True
+    # vrrp_parser.c vrrp_group_handler: a second non-empty list is refused.
+    if d["_has_group"]:
+        p.error(f"Group list already specified for sync group {d['name']}")
+        p.skip_block()
+        return
     for ln in p.value_block(line):
         for w in ln.words:
             d["group"].append((w, ln.loc))
+            d["_has_group"] = True
+    if not d["_has_group"]:
+        p.report(
+            p.value_end_loc(),
+            Severity.GENERAL_ERROR,
+            f"Warning - sync group {d['name']} has empty group block",
+            "list the sync group's vrrp_instances in the block",
+        )
 
 
 def _sg_global_tracking(p: Parser, line: Line) -> None:
@@ -1024,16 +1132,50 @@ def _vs_script(p: Parser, line: Line) -> None:
         d["script"] = type(sc)(sc.argv, None, None, sc.loc)
 
 
-def _vs_num(key: str, lo: float, hi: float, integer: bool = False) -> Any:
+def _vs_seconds(key: str) -> Any:
+    """vrrp_parser.c vrrp_vscript_interval_handler / _timeout_handler: whole seconds,
+    0 taken as 1 (pre-2.0.7 files), with keepalived's sentences."""
+
     def handler(p: Parser, line: Line) -> None:
         d = p.state.cur.get("vscript")
         if d is None:
             return
-        v: float | int | None = (
-            p.int_arg(line, int(lo), int(hi)) if integer else p.decimal_arg(line, lo, hi)
-        )
-        if v is not None:
-            d[key] = v
+        v = p.int_arg(line, 0, _VS_MAX_SECONDS)
+        if v is None:
+            word = line.words[1] if len(line.words) > 1 else ""
+            what = "invalid" if key == "timeout" else f"must be between 1 and {_VS_MAX_SECONDS}"
+            p.error(
+                f"({d['name']}): vrrp script {key} '{word}' {what} - ignoring",
+                f"{key} takes whole seconds",
+            )
+            return
+        if v == 0:
+            p.error(f"({d['name']}): vrrp script {key} must be greater than 0, setting to 1")
+            v = 1
+        d[key] = float(v)
+
+    return handler
+
+
+_VS_MAX_SECONDS = (2**32 - 1) // 1_000_000  # UINT_MAX / TIMER_HZ
+
+
+def _vs_count(key: str) -> Any:
+    """vrrp_parser.c vrrp_vscript_rise_handler / _fall_handler: a bad count is 1."""
+
+    def handler(p: Parser, line: Line) -> None:
+        d = p.state.cur.get("vscript")
+        if d is None:
+            return
+        v = p.int_arg(line, 1, 2**31 - 1)
+        if v is None:
+            word = line.words[1] if len(line.words) > 1 else ""
+            p.error(
+                f"({d['name']}): vrrp script {key} value '{word}' invalid, defaulting to 1",
+                f"{key} takes a count from 1",
+            )
+            v = 1
+        d[key] = v
 
     return handler
 
@@ -1044,11 +1186,15 @@ def _vs_weight(p: Parser, line: Line) -> None:
         return
     v = p.int_arg(line, -253, 253)
     if v is None:
-        p.error(f"vrrp_script {d['name']} weight must be between [-253..253]")
-        return
-    d["weight"] = v
-    if len(line.words) > 2 and line.words[2] == "reverse":
-        d["weight_reverse"] = True
+        word = line.words[1] if len(line.words) > 1 else ""
+        p.error(f"vrrp_script {d['name']} weight {word} must be in [-253, 253]")
+    else:
+        d["weight"] = v
+    if len(line.words) > 2:
+        if line.words[2] == "reverse":
+            d["weight_reverse"] = True
+        else:
+            p.error(f"vrrp_script {d['name']} unknown weight option {line.words[2]}")
 
 
 def _vs_user(p: Parser, line: Line) -> None:
@@ -1058,6 +1204,7 @@ def _vs_user(p: Parser, line: Line) -> None:
     v = p.arg(line)
     if v is not None:
         d["user"] = v
+        d["_user_loc"] = line.loc
         if len(line.words) > 2:
             d["group"] = line.words[2]
 
@@ -1074,7 +1221,7 @@ def _vscript_end(p: Parser) -> None:
         return
     if "script" not in d:
         p.report(
-            d["loc"],
+            p.close_loc() or d["loc"],  # vrrp_vscript_end_handler, at the '}'
             Severity.GENERAL_ERROR,
             f"No script set for vrrp_script {d['name']} - removing",
             f"add 'script \"/path/to/check\"' to vrrp_script {d['name']}",
@@ -1085,7 +1232,7 @@ def _vscript_end(p: Parser) -> None:
         d["script"] = type(sc)(sc.argv, d["user"], d.get("group"), sc.loc)
     from pykeep.config.script_user import vscript_user_kept
 
-    if not vscript_user_kept(p, d["script"], d["name"], "user" in d):
+    if not vscript_user_kept(p, d["script"], d["name"], "user" in d, d.pop("_user_loc", None)):
         return
     p.state.vrrp_scripts.append(VrrpScript(**d))
 
@@ -1284,13 +1431,12 @@ def install(root: Table) -> None:
     # What keepalived reads as a '{ values }' block is read as one here too
     # (skip_values), even where pykeep does not act on it: read as keywords,
     # its '}' would close the block around it (a vrrp_instance and its VIPs).
-    tg = block(root, "track_group", generic)
-    kw(tg, "group", skip_values)
+    # track_group, garp_group, linkbeat_interfaces, interface_up_down_delays:
+    # warned, but judged as keepalived judges them (config/unacted.py).
+    unacted.install_vrrp(root)
     kw(root, "static_ipaddress", _static_addresses)
     kw(root, "static_routes", _static_routes)
     kw(root, "static_rules", _static_rules)
-    kw(root, "linkbeat_interfaces", skip_values)
-    kw(root, "interface_up_down_delays", skip_values)
 
     sg = block(root, "vrrp_sync_group", _sync_group, _sg_end)
     kw(sg, "group", _sg_group)
@@ -1307,11 +1453,6 @@ def install(root: Table) -> None:
     kw(sg, "sync_group_tracking_weight", _sg_flag("sync_group_tracking_weight"))
     kw(sg, "notify_priority_changes", generic)
 
-    gg = block(root, "garp_group", generic)
-    for n in ("garp_interval", "gna_interval", "interface"):
-        kw(gg, n, generic)
-    kw(gg, "interfaces", skip_values)
-
     vi = block(root, "vrrp_instance", _instance, _instance_end)
     for n in _INSTANCE_ACCEPTED:
         kw(vi, n, generic)
@@ -1321,6 +1462,13 @@ def install(root: Table) -> None:
     kw(vi, "track_bfd", _track("track_bfd", "vrrp"))
     kw(vi, "unicast_peer", _unicast_peers)
     kw(vi, "check_unicast_src", _set("check_unicast_src", "flag"))
+    kw(vi, "unicast_fault_no_peer", _unicast_fault_no_peer)
+    kw(vi, "track_src_ip", _track_src_ip)
+    kw(vi, "garp_extra_if", _garp_extra_if)
+    kw(vi, "vmac_garp_intvl", _garp_extra_if)
+    kw(vi, "down_timer_adverts", _down_timer_adverts)
+    kw(vi, "lower_prio_no_advert", _set("lower_prio_no_advert", "flag"))
+    kw(vi, "higher_prio_send_advert", _set("higher_prio_send_advert", "flag"))
     kw(vi, "state", _state)
     kw(vi, "interface", _interface)
     kw(vi, "dont_track_primary", _dont_track)
@@ -1350,7 +1498,9 @@ def install(root: Table) -> None:
         kw(vi, n, _notify(n[7:], "vrrp"))
     kw(vi, "notify", _notify("generic", "vrrp"))
     kw(vi, "notify_master_rx_lower_pri", _notify("master_rx_lower_pri", "vrrp"))
-    kw(vi, "notify_fifo", _notify("notify_fifo", "vrrp"))
+    # garp_interval, gna_interval (garp_group's, and global_defs' vrrp_*) and
+    # notify_fifo (global_defs') are unknown keywords in a vrrp_instance, as
+    # for keepalived 2.2.7 (vrrp_parser.c init_vrrp_keywords).
     kw(vi, "smtp_alert", _smtp("vrrp"))
     kw(vi, "lvs_sync_daemon_interface", _lvs_syncd_if)
     kw(vi, "garp_master_delay", _timer("garp_master_delay"))
@@ -1359,19 +1509,17 @@ def install(root: Table) -> None:
     kw(vi, "garp_master_refresh_repeat", _count("garp_master_refresh_repeat"))
     kw(vi, "garp_lower_prio_delay", _timer("garp_lower_prio_delay"))
     kw(vi, "garp_lower_prio_repeat", _count("garp_lower_prio_repeat"))
-    kw(vi, "garp_interval", _timer("garp_interval"))
-    kw(vi, "gna_interval", _timer("gna_interval"))
     auth = block(vi, "authentication", None)
     kw(auth, "auth_type", _auth_type)
     kw(auth, "auth_pass", _auth_pass)
 
     vs = block(root, "vrrp_script", _vscript, _vscript_end)
     kw(vs, "script", _vs_script)
-    kw(vs, "interval", _vs_num("interval", 0.000001, 2**31))
-    kw(vs, "timeout", _vs_num("timeout", 0.000001, 2**31))
+    kw(vs, "interval", _vs_seconds("interval"))
+    kw(vs, "timeout", _vs_seconds("timeout"))
     kw(vs, "weight", _vs_weight)
-    kw(vs, "rise", _vs_num("rise", 1, 2**31 - 1, integer=True))
-    kw(vs, "fall", _vs_num("fall", 1, 2**31 - 1, integer=True))
+    kw(vs, "rise", _vs_count("rise"))
+    kw(vs, "fall", _vs_count("fall"))
     kw(vs, "user", _vs_user)
     kw(vs, "init_fail", _vs_init_fail)
 
@@ -1400,6 +1548,27 @@ def install(root: Table) -> None:
     # Values keepalived judges, whether or not pykeep acts on the keyword.
     values.guard("vrrp_instance", vi)
     values.guard("vrrp_sync_group", sg)
+    for name in _UNICAST_KEYWORDS:
+        vi[name].handler = _unicast_marked(vi[name].handler)
+
+
+# The keywords that make an instance "unicast configured", whatever their value
+# (vrrp_parser.c: VRRP_FLAG_UNICAST_CONFIGURED, set before the value is read).
+_UNICAST_KEYWORDS = (
+    "unicast_peer",
+    "unicast_src_ip",
+    "check_unicast_src",
+    "unicast_fault_no_peer",
+    "old_unicast_checksum",
+)
+
+
+def _unicast_marked(handler: Any) -> Any:
+    def marked(p: Parser, line: Line) -> None:
+        _vi(p)["_unicast"] = True
+        handler(p, line)
+
+    return marked
 
 
 def loc_of(items: list[tuple[str, Loc]], name: str) -> Loc | None:
