@@ -12,7 +12,7 @@ vrrp_state_backup discards lower-priority adverts).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -61,8 +61,15 @@ def fault(net: VrrpNet, kind: str, i: int) -> None:
         net.start(i)
 
 
-def run(s: Schedule) -> VrrpNet:
+def run(s: Schedule, keywords: list[tuple[bool, bool, int]] | None = None) -> VrrpNet:
     net = VrrpNet(s.priorities, version=s.version, adver_int=s.adver_int, loss=s.loss, seed=s.seed)
+    for r, (quiet, answer, adverts) in zip(net.routers, keywords or [], strict=False):
+        r.params = replace(
+            r.params,
+            lower_prio_no_advert=quiet,
+            higher_prio_send_advert=answer,
+            down_timer_adverts=adverts,
+        )
     bound = net.bound
     for i in range(len(s.priorities)):
         net.start(i)
@@ -96,6 +103,26 @@ def run(s: Schedule) -> VrrpNet:
 @given(schedules())
 def test_one_master_after_every_fault(s: Schedule) -> None:
     run(s)
+
+
+@st.composite
+def keyword_schedules(draw: st.DrawFn) -> tuple[Schedule, list[tuple[bool, bool, int]]]:
+    """Schedules whose routers mix lower_prio_no_advert, higher_prio_send_advert and
+    down_timer_adverts.  At most 3 down adverts: the convergence bound counts 3."""
+    s = draw(schedules())
+    n = len(s.priorities)
+    kw = st.tuples(st.booleans(), st.booleans(), st.integers(1, 3))
+    return s, draw(st.lists(kw, min_size=n, max_size=n))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keyword_schedules())
+def test_one_master_with_election_keywords(
+    case: tuple[Schedule, list[tuple[bool, bool, int]]],
+) -> None:
+    """The same property when masters keep quiet about lower priorities, answer
+    higher ones, or give up on fewer lost adverts (vrrp.c vrrp_state_master_rx)."""
+    run(*case)
 
 
 def test_fixed_schedule_crash_and_preempt_back() -> None:

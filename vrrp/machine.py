@@ -5,17 +5,19 @@ Theory of operation
 This module owns, for one vrrp_instance: the states (INIT, BACKUP, MASTER,
 FAULT, and STOP after an admin stop), the timers (the master's advert
 timer, the backup's Master_Down timer, the delayed and lower-priority GARP
-timers), the election rule, tracking-driven priority and FAULT, and which
-side effects a transition asks for.  It must never touch sockets, clocks,
-netlink or scripts: time arrives as the ``now`` argument, and side effects
-leave as :data:`Action` values that the trio driver performs in order.
+timers), the election rule, tracking-driven priority and FAULT (an
+interface left without an address for our adverts included), and which side
+effects a transition asks for.  It must never touch sockets, clocks, netlink
+or scripts: time arrives as the ``now`` argument, and side effects leave as
+:data:`Action` values that the trio driver performs in order.
 
 ``VrrpMachine.handle(event, now) -> list[Action]`` is the only way in.  The
 driver feeds it decoded adverts (:mod:`vrrp.packet` does the wire checks),
-timer expiries it scheduled on our request, tracker results, admin stop and
-reload.  Timers are absolute deadlines on the driver's clock; a
-:class:`TimerFired` for a deadline we have since moved or cancelled is
-ignored, so the driver need not be careful about races.
+timer expiries it scheduled on our request, tracker results, changes of the
+interface's source address, admin stop and reload.  Timers are absolute
+deadlines on the driver's clock; a :class:`TimerFired` for a deadline we
+have since moved or cancelled is ignored, so the driver need not be careful
+about races.
 
 Which event is handled how in which state is the table ``_TRANSITIONS``
 below; the handful of conditions that do not fit a table (the election rule
@@ -33,7 +35,7 @@ import enum
 import ipaddress
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
 from pykeep.config.model import GlobalDefs, VrrpInstance
@@ -50,6 +52,8 @@ from vrrp.packet import (
 
 PRIO_OWNER = 255
 PRIO_STOP = 0
+#: the tracker name of "the interface has no address for our adverts"
+SOURCE_TRACKER = "src"
 
 # --------------------------------------------------------------------------
 # states, timers
@@ -113,6 +117,21 @@ class TrackerChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceAddress:
+    """The interface address our adverts come from changed; None: it has none left.
+
+    Only for an instance without ``mcast_src_ip`` / ``unicast_src_ip``
+    (keepalived_netlink.c ``netlink_if_address_filter`` leaves those alone).
+    The last IPv4 address (IPv6: link-local) leaving the interface is a fault
+    (``down_instance``); an address arriving clears it (``try_up_instance``);
+    one address taking over from another only changes our source, which also
+    breaks election ties (vrrp.c ``vrrp_saddr_cmp``).
+    """
+
+    address: IPAddress | None
+
+
+@dataclass(frozen=True, slots=True)
 class AdminStop:
     """Shutdown or instance removed on reload: leave with a priority-0 advert."""
 
@@ -132,7 +151,14 @@ class SyncForce:
 
 
 Event: TypeAlias = (
-    Start | AdvertReceived | TimerFired | TrackerChanged | AdminStop | Reload | SyncForce
+    Start
+    | AdvertReceived
+    | TimerFired
+    | TrackerChanged
+    | SourceAddress
+    | AdminStop
+    | Reload
+    | SyncForce
 )
 
 # --------------------------------------------------------------------------
@@ -160,7 +186,8 @@ class RemoveVips:
 class SendGarpBurst:
     """Send ``count`` gratuitous ARPs / unsolicited NAs for every VIP.
 
-    ``reason``: "master", "delay", "refresh" or "lower_prio".
+    ``reason``: "master", "delay", "refresh" or "lower_prio"; "extra_if" is
+    one frame for the first VIP on each interface other than the instance's.
     """
 
     count: int
@@ -251,15 +278,25 @@ class MachineParams:
     garp_master_refresh_repeat: int = 1
     garp_lower_prio_delay: float = 0.0
     garp_lower_prio_repeat: int = 0
+    # garp_extra_if: while MASTER, one GARP/NA every this many seconds on each
+    # other interface holding a VIP (vrrp.c vrrp_send_vmac_update); 0: never.
+    garp_extra_if: float = 0.0
     skip_check_adv_addr: bool = False
     # keepalived drops an advert whose address count or list differs from
     # ours (vrrp.c vrrp_check_packet returns VRRP_PACKET_KO after counting
     # addr_list_err), so a VRID clash never elects across clusters. False
     # only counts and accepts, which RFC 3768 §7.1 also allows ("MAY drop").
     drop_addr_mismatch: bool = True
+    # vrrp.c vrrp_state_master_rx: a MASTER that hears a lower priority stays
+    # silent (and keeps its advert timer), or answers a higher one before
+    # yielding.  Strict mode forces both (vrrp_complete_instance).
     lower_prio_no_advert: bool = False
     higher_prio_send_advert: bool = False
+    # Master_Down_Interval counts this many advert intervals, not 3 (VRRP_MS_DOWN_TIMER).
     down_timer_adverts: int = 3
+    # keepalived's num_config_faults > 0: the instance stays in FAULT whatever
+    # its trackers say (unicast_fault_no_peer without a unicast_peer).
+    config_fault: bool = False
     mcast_group4: ipaddress.IPv4Address = MCAST_GROUP4
 
     @property
@@ -317,6 +354,28 @@ def params_from_config(
     auth = {"PASS": AUTH_PASS, "AH": AUTH_AH}.get(instance.auth_type or "", AUTH_NONE)
     strict = instance.strict_mode if instance.strict_mode is not None else g.vrrp_strict
 
+    def flag(local: bool | None, glob: bool) -> bool:
+        return glob if local is None else local
+
+    # vrrp.c vrrp_complete_instance: the instance's garp_extra_if, else the
+    # global one (whose "all" then applies too).  Without "all" only VIPs on
+    # VMACs made for them would qualify, which pykeep does not make; without
+    # a VIP on another interface there is nothing to send.
+    if instance.garp_extra_if is None:
+        extra, extra_all = (
+            g.vrrp_garp_extra_if,
+            instance.garp_extra_if_all or g.vrrp_garp_extra_if_all,
+        )
+    else:
+        extra, extra_all = instance.garp_extra_if, instance.garp_extra_if_all
+    own_links = {instance.interface}
+    if instance.use_vmac is not None:  # the VIPs' own link (vrrp/vmac.py ifname)
+        own_links.add(instance.use_vmac or f"vrrp.{instance.virtual_router_id}")
+    other_if = any(
+        s.dev is not None and s.dev not in own_links
+        for s in (*instance.virtual_ipaddress, *instance.virtual_ipaddress_excluded)
+    )
+
     def pick(local: float | int | None, glob: float | int) -> float:
         return float(glob if local is None else local)
 
@@ -367,6 +426,19 @@ def params_from_config(
             if instance.skip_check_adv_addr is not None
             else g.vrrp_skip_check_adv_addr
         ),
+        garp_extra_if=extra if extra_all and other_if else 0.0,
+        # vrrp.c vrrp_complete_instance: strict mode resets these three whatever
+        # the file says ("Strict mode requires no lower priority advert", ...).
+        lower_prio_no_advert=strict
+        or flag(instance.lower_prio_no_advert, g.vrrp_lower_prio_no_advert),
+        higher_prio_send_advert=not strict
+        and flag(instance.higher_prio_send_advert, g.vrrp_higher_prio_send_advert),
+        down_timer_adverts=3
+        if strict
+        else int(pick(instance.down_timer_adverts, g.vrrp_down_timer_adverts)),
+        # vrrp.c vrrp_complete_instance: "Cannot use unicast without any peers -
+        # going to fault state" rather than falling back to multicast.
+        config_fault=instance.unicast_fault_no_peer and not instance.unicast_peers,
     )
 
 
@@ -442,6 +514,7 @@ _TRANSITIONS: dict[State, dict[type, str]] = {
     State.INIT: {
         Start: "_start",
         TrackerChanged: "_tracker",
+        SourceAddress: "_source",
         Reload: "_reload",
         AdminStop: "_stop",
     },
@@ -449,6 +522,7 @@ _TRANSITIONS: dict[State, dict[type, str]] = {
         AdvertReceived: "_backup_rx",
         TimerFired: "_backup_timer",
         TrackerChanged: "_tracker",
+        SourceAddress: "_source",
         AdminStop: "_stop",
         Reload: "_reload",
         SyncForce: "_sync_force",
@@ -457,12 +531,14 @@ _TRANSITIONS: dict[State, dict[type, str]] = {
         AdvertReceived: "_master_rx",
         TimerFired: "_master_timer",
         TrackerChanged: "_tracker",
+        SourceAddress: "_source",
         AdminStop: "_stop",
         Reload: "_reload",
         SyncForce: "_sync_force",
     },
     State.FAULT: {
         TrackerChanged: "_tracker",
+        SourceAddress: "_source",
         AdminStop: "_stop",
         Reload: "_reload",
         SyncForce: "_sync_force",
@@ -492,6 +568,7 @@ class VrrpMachine:
     vips_set: bool = False
     preempt_time: float | None = None
     garp_refresh_at: float | None = None
+    garp_extra_at: float | None = None
     # Set by a sync group: may this member become MASTER now?
     sync_gate: Callable[[VrrpMachine], bool] | None = None
     # True while a sync group holds us in FAULT for another member's fault.
@@ -512,8 +589,9 @@ class VrrpMachine:
 
     @property
     def own_fault(self) -> bool:
-        """A weight-0 tracker in failure (vrrp_t.num_script_if_fault > 0)."""
-        return any(t.fault for t in self.trackers.values())
+        """A configuration fault or a weight-0 tracker in failure
+        (vrrp_t.num_script_if_fault > 0, which starts at num_config_faults)."""
+        return self.params.config_fault or any(t.fault for t in self.trackers.values())
 
     @property
     def skew(self) -> float:
@@ -647,6 +725,36 @@ class VrrpMachine:
         self.counters["lower_prio_discarded"] += 1
         self.master_src = e.src
 
+    def repeat_advert(self, e: AdvertReceived, now: float) -> bool:
+        """:meth:`handle` of a BACKUP's most common advert, without its dispatch; False: use handle.
+
+        A backup hears its master's unchanged advert every interval, and all
+        that follows is ``_backup_rx``'s reset branch (RFC 5798 §6.4.2 "Reset
+        the Master_Down_Timer", vrrp.c vrrp_state_backup): a count and a new
+        deadline, with no action but the timer's.  This applies exactly that
+        when nothing else can follow, and changes nothing otherwise (another
+        state, an address mismatch, priority 0, a lower priority that may
+        preempt, preempt_delay, a v3 interval to adopt).
+        """
+        a = e.advert
+        p = self.params
+        if (
+            self.state is not State.BACKUP
+            or a.addr_mismatch
+            or a.priority == PRIO_STOP
+            or p.preempt_delay > 0
+            or not (p.nopreempt or a.priority >= self.effective_priority)
+            or (p.version == 3 and a.interval_cs / 100.0 != self.master_adver_int)
+        ):
+            return False
+        self.counters["advert_rcvd"] += 1
+        self.master_src = e.src
+        self.master_priority = a.priority
+        self.wantstate = State.BACKUP
+        self.ms_down_timer = down = self.master_down_interval
+        self.timers[TimerKind.MASTER_DOWN] = now + down
+        return True
+
     def _backup_timer(self, e: TimerFired, now: float, out: list[Action]) -> None:
         if not self._fired(e, now):
             return
@@ -683,6 +791,7 @@ class VrrpMachine:
         if p.garp_master_delay > 0:
             self._arm(TimerKind.GARP_DELAY, now + p.garp_master_delay, out)
         self.garp_refresh_at = now + p.garp_master_refresh if p.garp_master_refresh > 0 else None
+        self.garp_extra_at = now + p.garp_extra_if if p.garp_extra_if > 0 else None
 
     # ----- MASTER (vrrp.c vrrp_state_master_rx / _tx; RFC 5798 §6.4.3)
 
@@ -696,6 +805,9 @@ class VrrpMachine:
             if self.garp_refresh_at is not None and now > self.garp_refresh_at - _EPS:
                 out.append(SendGarpBurst(p.garp_master_refresh_repeat, "refresh"))
                 self.garp_refresh_at = now + p.garp_master_refresh
+            if self.garp_extra_at is not None and now > self.garp_extra_at - _EPS:
+                out.append(SendGarpBurst(1, "extra_if"))  # vrrp_send_vmac_update
+                self.garp_extra_at = now + p.garp_extra_if
             self._arm(TimerKind.ADVERT, now + p.adver_int, out)
         elif e.kind is TimerKind.GARP_DELAY:
             out.append(SendGarpBurst(p.garp_master_repeat, "delay"))  # vrrp_gratuitous_arp_thread
@@ -703,6 +815,15 @@ class VrrpMachine:
             out.append(SendGarpBurst(p.garp_lower_prio_repeat, "lower_prio"))
 
     def _master_rx(self, e: AdvertReceived, now: float, out: list[Action]) -> None:
+        self._master_rx_advert(e, now, out)
+        if self.state is State.MASTER and not self.params.lower_prio_no_advert:
+            # vrrp_scheduler.c vrrp_dispatcher_read: after any advert a MASTER
+            # reads, its next one is due a full interval later ("If we have sent
+            # an advert, reset the timer"); with lower_prio_no_advert it sent
+            # none, and keeps its cadence.
+            self._arm(TimerKind.ADVERT, now + self.params.adver_int, out)
+
+    def _master_rx_advert(self, e: AdvertReceived, now: float, out: list[Action]) -> None:
         a = e.advert
         p = self.params
         self.counters["advert_rcvd"] += 1
@@ -719,6 +840,8 @@ class VrrpMachine:
             self._send(ours, out)
             return
         if p.higher_prio_send_advert and higher:
+            # vrrp.c vrrp_state_master_rx: tell the new master we were here
+            # (it may not have heard us), then step down below.
             self._send(ours, out)
         if a.priority == ours and cmp != 0 and ours == PRIO_OWNER:
             # Two address owners: keepalived reports a configuration error
@@ -730,6 +853,8 @@ class VrrpMachine:
             # discards; keepalived "forcing new election" sends at once.
             self.counters["lower_prio_rcvd"] += 1
             if not p.lower_prio_no_advert:
+                # vrrp.c vrrp_state_master_rx "forcing new election"; with
+                # lower_prio_no_advert the RFC's silent discard instead.
                 self._send(ours, out)
             if p.garp_lower_prio_repeat:
                 out.append(SendGarpBurst(p.garp_lower_prio_repeat, "lower_prio"))
@@ -749,12 +874,19 @@ class VrrpMachine:
         """vrrp.c vrrp_state_leave_master (and leave_fault for MASTER → FAULT)."""
         self.wantstate = new
         self._disarm_all(out)
-        if new is State.FAULT:
-            self._send(PRIO_STOP, out)  # "Entering FAULT STATE" sends priority 0
         self._enter(new, reason, out)
+        if new is State.FAULT:
+            # Logged "Entering FAULT STATE", then priority 0; a fault of our own
+            # (down_instance: advF) has vrrp_restore_interface send, and count,
+            # a second one.  A sync group's pull sends only the first.
+            self.counters["advert_sent"] += 1
+            out.append(SendAdvert(PRIO_STOP))
+            if reason != "sync":
+                self._send(PRIO_STOP, out)
         out.append(RemoveVips())
         self.vips_set = False
         self.garp_refresh_at = None
+        self.garp_extra_at = None
         self.counters["release_master"] += 1
         out.append(RunNotify(new, self.effective_priority))
         if new is State.BACKUP:
@@ -770,10 +902,32 @@ class VrrpMachine:
         was_fault = self.own_fault
         self.trackers[e.name] = TrackEffect(e.delta, e.fault)
         self._reprioritise(now, out)
+        self._refault(was_fault, now, out)
+
+    def _source(self, e: SourceAddress, now: float, out: list[Action]) -> None:
+        """keepalived_netlink.c netlink_if_address_filter: the interface's last
+        address gone → ``down_instance``, one back → ``try_up_instance``.
+
+        The fault counts like a weight-0 tracker's, under the name ``"src"``
+        that an instance starting without an address also uses
+        (vrrp_track.c ``initialise_vrrp_tracking_priorities``).
+        """
+        was_fault = self.own_fault
+        if e.address is None:
+            self.trackers[SOURCE_TRACKER] = TrackEffect(0, True)
+        else:
+            self.params = replace(self.params, own_address=e.address)
+            self.trackers.pop(SOURCE_TRACKER, None)
+        self._refault(was_fault, now, out, "no_address")
+
+    def _refault(
+        self, was_fault: bool, now: float, out: list[Action], reason: str = "tracker"
+    ) -> None:
+        """Follow a change of ``own_fault``: into FAULT, or back out of it."""
         if self.state is State.INIT:
             return
         if self.own_fault and not was_fault:
-            self._goto_fault("tracker", now, out)
+            self._goto_fault(reason, now, out)
         elif was_fault and not self.own_fault and self.state is State.FAULT and not self.sync_fault:
             self._leave_fault(now, out)
 
@@ -836,6 +990,7 @@ class VrrpMachine:
         ``clear_diff_vrrp``/``restore_vrrp_state`` keep the old state).
         """
         old = self.params
+        was_fault = self.own_fault
         self.params = e.params
         if self.state is State.MASTER and e.params.adver_int != old.adver_int:
             self.master_adver_int = e.params.adver_int
@@ -844,6 +999,9 @@ class VrrpMachine:
             self.master_adver_int = e.params.adver_int
         # A MASTER's next advert simply carries the new priority.
         self._reprioritise(now, out)
+        if e.params.config_fault != old.config_fault:
+            # unicast_fault_no_peer, or peers, added or removed by the reload
+            self._refault(was_fault, now, out, "config")
 
     def _sync_force(self, e: SyncForce, now: float, out: list[Action]) -> None:
         """vrrp_sync.c vrrp_sync_master / vrrp_sync_backup / vrrp_sync_fault."""
@@ -876,6 +1034,7 @@ def new_machine(params: MachineParams) -> VrrpMachine:
 
 
 __all__ = [
+    "SOURCE_TRACKER",
     "Action",
     "AddVips",
     "AdminStop",
@@ -891,6 +1050,7 @@ __all__ = [
     "ScheduleTimer",
     "SendAdvert",
     "SendGarpBurst",
+    "SourceAddress",
     "Start",
     "State",
     "SyncForce",

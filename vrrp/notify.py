@@ -55,7 +55,6 @@ class NotifyTarget:
     kind: str  # "INSTANCE" or "GROUP"
     name: str
     notify: Notify
-    fifo: Script | None = None
     smtp_alert: bool | None = None  # None: global smtp_alert_vrrp / smtp_alert
 
 
@@ -261,9 +260,8 @@ class Notifier:
         if state == "STOP":
             self.terminate_scripts()  # the daemon is stopping: scripts go first
         line = fifo_line(target.kind, target.name, state, priority)
-        for fifo in (target.fifo, self.global_fifo):
-            if fifo is not None and fifo.argv:
-                write_fifo(fifo.argv[0], line)
+        if self.global_fifo is not None and self.global_fifo.argv:
+            write_fifo(self.global_fifo.argv[0], line)
         for nf in self.fifos:
             nf.write(line)
         chain: list[tuple[Script, tuple[str, ...]]] = []

@@ -553,6 +553,26 @@ def instance_status(
         ),
         garp_lower_prio_delay=lower_delay,
         garp_lower_prio_rep=lower_rep,
+        # as vrrp.machine.params_from_config resolves them (strict mode forces them)
+        lower_prio_no_advert=strict
+        or bool(
+            g.vrrp_lower_prio_no_advert
+            if inst.lower_prio_no_advert is None
+            else inst.lower_prio_no_advert
+        ),
+        higher_prio_send_advert=not strict
+        and bool(
+            g.vrrp_higher_prio_send_advert
+            if inst.higher_prio_send_advert is None
+            else inst.higher_prio_send_advert
+        ),
+        down_timer_adverts=3
+        if strict
+        else (
+            g.vrrp_down_timer_adverts
+            if inst.down_timer_adverts is None
+            else inst.down_timer_adverts
+        ),
         auth_type={None: 0, "PASS": 1, "AH": 2}.get(inst.auth_type, 0),
         auth_data=inst.auth_pass,
         src_ip=src_ip,
