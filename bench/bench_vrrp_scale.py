@@ -14,8 +14,12 @@ from the kernel, never by asking the daemon:
   spread of the master's first adverts (alignment) and each VRID's interval
   minus advert_int (timer lateness on the wire, capture jitter included for
   both daemons alike);
-- CPU (utime+stime) and RSS from ``/proc`` for each daemon and all its
-  processes, and voluntary context switches (wake-ups) per second.
+- CPU (each thread's run time in ``/proc/PID/task/TID/schedstat``, in ns,
+  so that 10 idle instances do not round to zero clock ticks) and RSS from
+  ``/proc`` for each daemon and all its processes, and voluntary context
+  switches (wake-ups) per second;
+- the idle RSS of each daemon running the manual's seed 003 dual-master
+  pair (``SEED003``, one config per node), measured once per run.
 
 ``python -m bench.bench_vrrp_scale [--runs R] [--window S] [--instances N]``
 (root).  A run of both kinds takes about 2 × (S + 15) s.  ``--timers`` only
@@ -55,6 +59,9 @@ RTM_DELADDR = 21
 MASTER_ADDR = "10.99.0.11/24"
 BACKUP_ADDR = "10.99.0.12/24"
 EXTRA_VIP = "10.97.0.1"
+#: the manual's dual-master pair (instances on eth0); the RSS row runs it as is
+SEED003 = Path("/work/shared/corpus/seed-configs")
+SEED003_FILES = ("seed003-dual-master-a.conf", "seed003-dual-master-b.conf")
 
 
 def vip(i: int) -> str:
@@ -205,14 +212,18 @@ def family_pids(pid: int) -> list[int]:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
+    """CPU time of every thread of ``pids`` (schedstat's run time, nanoseconds).
+
+    utime+stime count 10 ms ticks: over a 20 s window an idle daemon reads
+    0 or 0.05 %, which makes no ratio.
+    """
     total = 0
     for p in pids:
         with contextlib.suppress(OSError):
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+    return total / 1e9
 
 
 def status_sum(pids: list[int], key: str) -> int:
@@ -255,6 +266,7 @@ class Result:
     wake_backup: float = math.nan
     rss_master: float = math.nan  # MiB, all processes
     reload_ms: list[float] = field(default_factory=list)
+    rss_seed003: float = math.nan  # MiB, the seed 003 dual-master config, idle
     errors: list[str] = field(default_factory=list)
 
 
@@ -397,6 +409,35 @@ def run_once(kind: str, n: int, window: float, reloads: int) -> Result:
     return res
 
 
+def seed003_rss(kind: str, res: Result) -> None:
+    """Idle RSS of ``kind`` on node a running the seed 003 dual-master pair with node b.
+
+    Both nodes run their file of the pair; after the transitions and the
+    second GARP burst settle, node a's processes are summed.  Correctness:
+    each node becomes MASTER of its own instance (a: VI_1, b: VI_2).
+    """
+    confs = [SEED003 / name for name in SEED003_FILES]
+    missing = [str(c) for c in confs if not c.exists()]
+    if missing:
+        res.errors.append(f"seed 003 RSS not measured: {', '.join(missing)} missing")
+        return
+    with scale_rig(0) as (rig, wd, _watch):
+        a = router(rig, "a", kind, confs[0].read_text(), wd)
+        b = router(rig, "b", kind, confs[1].read_text(), wd)
+        a.start()
+        b.start()
+        try:
+            time.sleep(8.0)
+            assert a.proc is not None
+            res.rss_seed003 = status_sum(family_pids(a.proc.pid), "VmRSS") / 1024
+            for r, mine in ((a, "VI_1"), (b, "VI_2")):
+                if f"({mine}) Entering MASTER STATE" not in r.text():
+                    res.errors.append(f"seed 003: node {r.node} never became MASTER of {mine}")
+        finally:
+            a.stop()
+            b.stop()
+
+
 # ---------------------------------------------------------------- timers
 
 
@@ -513,6 +554,7 @@ def report(results: dict[str, list[Result]]) -> bool:
         ("exec -> all VIPs on master (s)", "all_vips", "<= 1.1x"),
         ("first-advert spread (ms)", "align_ms", "<= 30 ms"),
         ("RSS master (MiB)", "rss_master", ""),
+        ("RSS, seed 003 dual-master (MiB)", "rss_seed003", "<= 25 MiB"),
     ]
     n = p[0].n if p else 0
     print(f"\n{n} instances, medians over {len(p)} run(s) | pykeep | keepalived | ratio | target")
@@ -551,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
             order = ("keepalived", "pykeep") if i % 2 else ("pykeep", "keepalived")
             for kind in order:
                 r = run_once(kind, n, args.window, args.reloads if n > 10 else 0)
+                if n == args.instances[0]:
+                    seed003_rss(kind, r)
                 results[kind].append(r)
                 print(
                     f"run {i + 1} {kind} n={n}: CPU {r.cpu_master:.2f}%/{r.cpu_backup:.2f}% "

@@ -18,7 +18,23 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
-import structlog
+#: Packages structlog's console renderer and traceback formatter load when they
+#: are installed (structlog/dev.py, structlog/tracebacks.py).  The daemon
+#: renders plain lines, and ``rich`` alone is about 16 MiB and 0.2 s of
+#: start-up (it comes into a venv with the development tools).  They are
+#: hidden while structlog is imported, which then settles for its plain
+#: paths, and visible again after: a checker plugin may still import them.
+_RENDERER_EXTRAS = ("rich", "better_exceptions", "colorama")
+
+_hidden = [name for name in _RENDERER_EXTRAS if name not in sys.modules]
+for _name in _hidden:
+    sys.modules[_name] = None  # type: ignore[assignment]  # import raises ImportError
+try:
+    import structlog
+finally:
+    for _name in _hidden:
+        if _name in sys.modules and sys.modules[_name] is None:
+            del sys.modules[_name]
 
 _LOCAL_FACILITIES = (
     logging.handlers.SysLogHandler.LOG_LOCAL0,

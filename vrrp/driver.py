@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from pykeep.config.model import Config, IPAddress, IPAddressSpec, VrrpInstance, 
 from vrrp import packet
 from vrrp.garp import Announcer
 from vrrp.machine import (
+    SOURCE_TRACKER,
     Action,
     AddVips,
     AdminStop,
@@ -50,6 +52,7 @@ from vrrp.machine import (
     ScheduleTimer,
     SendAdvert,
     SendGarpBurst,
+    SourceAddress,
     Start,
     State,
     TimerFired,
@@ -215,11 +218,12 @@ class InstanceDriver:
         self._busy = True
         self._queued = 0  # items in the queue (cheaper than the channel's statistics)
         self._advert_cache: tuple[int, MachineParams, IPAddress, bytes] | None = None
+        #: the last advert accepted without remarks, and the receive parameters
+        #: it was checked against: the socket's repeat path (``_on_repeat``)
+        self._repeatable: tuple[AdvertReceived, packet.ReceiveParams] | None = None
         self._nursery: trio.Nursery | None = None
         self._done = trio.Event()
-        self.target = NotifyTarget(
-            "INSTANCE", inst.name, inst.notify, inst.notify_fifo, inst.smtp_alert
-        )
+        self.target = NotifyTarget("INSTANCE", inst.name, inst.notify, inst.smtp_alert)
         #: the last EnterState seen, and how many there were since start
         self.last_transition: TransitionRecord | None = None
         self.transitions = 0
@@ -291,8 +295,12 @@ class InstanceDriver:
         return self.failover_active
 
     # ------------------------------------------------------------ inputs
-    def _on_datagram(self, got: Received) -> None:
-        """Runs in the pool socket's reader task: check, count, queue."""
+    def _on_datagram(self, got: Received) -> bool:
+        """Runs in the pool socket's reader task: check, count, queue.
+
+        True tells the socket that the same bytes again may take the repeat
+        path (``_on_repeat``): the advert passed every check without remarks.
+        """
         result = packet.decode(
             got.payload,
             src=got.src,
@@ -307,7 +315,8 @@ class InstanceDriver:
             self.rejected[result.reason] += 1
             if self.rejected[result.reason] <= 3 or self.rejected[result.reason] % 1000 == 0:
                 self.log.info(f"({self.name}) dropped advert from {got.src}: {result}")
-            return
+            self._repeatable = None
+            return False
         if result.addr_mismatch:
             # counted here; the machine drops it unless skip_check_adv_addr applies
             self.rejected[result.addr_mismatch] += 1
@@ -322,6 +331,32 @@ class InstanceDriver:
             self._inline(self.machine.handle(event, trio.current_time()))
         else:
             self.feed_nowait(event)
+        if self._ah is not None or result.addr_mismatch:
+            self._repeatable = None
+            return False
+        self._repeatable = (event, self.receive_params)
+        return True
+
+    def _on_ah_datagram(self, got: Received) -> None:
+        """AH adverts change with every packet (sequence number, ICV): no repeat path."""
+        self._on_datagram(got)
+
+    def _on_repeat(self) -> bool:
+        """The socket heard the last accepted advert again, byte for byte; False: decode it.
+
+        decode() is a function of the bytes, the source, destination and TTL
+        (all among the bytes compared) and the receive parameters, so its
+        verdict stands; the machine still decides (``repeat_advert``), and
+        declines anything but a BACKUP's plain Master_Down reset.
+        """
+        last = self._repeatable
+        if last is None or last[1] is not self.receive_params or not self._can_inline():
+            return False
+        m = self.machine
+        if not m.repeat_advert(last[0], trio.current_time()):
+            return False
+        self._timer.set(min(m.timers.values(), default=None))
+        return True
 
     # ------------------------------------------------------------ inline path
     # Most adverts received only move the Master_Down deadline, and most timer
@@ -378,14 +413,75 @@ class InstanceDriver:
     def _tracker_event(self, name: str, delta: int, fault: bool) -> None:
         self.feed_nowait(TrackerChanged(name, delta, fault))
 
-    def _initial_trackers(self) -> list[TrackerChanged]:
-        """Subscribe to every tracked object and return its present effect."""
-        events: list[TrackerChanged] = []
+    def _follows_interface_address(self) -> bool:
+        """Does the advert source come from the interface, and follow its addresses?
+
+        Not with a configured source (keepalived_netlink.c
+        ``netlink_if_address_filter`` never moves ``VRRP_FLAG_SADDR_FROM_CONFIG``
+        instances), nor for an IPv6 VMAC holding its own link-local copy
+        (keepalived replaces that copy rather than faulting).
+        """
         inst = self.inst
+        if inst.unicast_src_ip is not None or inst.mcast_src_ip is not None:
+            return False
+        if inst.family == 6 and inst.use_vmac is not None and not inst.vmac_xmit_base:
+            return False
+        return bool(inst.interface) and self.iface is not None
+
+    def _take_source(self, addr: IPAddress | None) -> None:
+        """Record the interface's new source address; a lost one stays our ``src``
+        until the machine has said goodbye with it (the priority-0 advert of
+        vrrp.c ``vrrp_state_leave_master``, sent before keepalived forgets it)."""
+        iface = self.iface
+        if iface is not None and self.inst.family == 4:
+            v4 = addr if isinstance(addr, ipaddress.IPv4Address) else None
+            self.iface = dataclasses.replace(iface, ipv4=v4)
+        elif iface is not None:
+            v6 = addr if isinstance(addr, ipaddress.IPv6Address) else None
+            self.iface = dataclasses.replace(iface, ipv6_ll=v6)
+        if addr is not None:
+            self.src = addr
+            self.params = dataclasses.replace(self.params, own_address=addr)
+
+    def _on_sources(self, addr: IPAddress | None) -> None:
+        """The watcher's news of the interface's addresses, for our family."""
+        iface = self.iface
+        now = None if iface is None else iface.ipv4 if self.inst.family == 4 else iface.ipv6_ll
+        if addr == now:
+            return
+        self._take_source(addr)
+        self.feed_nowait(SourceAddress(addr))
+
+    def _initial_trackers(self) -> list[TrackerChanged | SourceAddress]:
+        """Subscribe to every tracked object and return its present effect."""
+        events: list[TrackerChanged | SourceAddress] = []
+        inst = self.inst
+        if self._follows_interface_address():
+            # The watcher tells the present address during subscribe (its
+            # view is newer than the start-up dump), then every change.
+            heard: list[IPAddress | None] = []
+            live = False
+
+            def on_sources(sources: Any) -> None:
+                addr = sources.of(inst.family)
+                if live:
+                    self._on_sources(addr)
+                else:
+                    heard.append(addr)
+
+            self._unsubs.append(self.env.subscribe("addr", inst.interface or "", on_sources))
+            live = True
+            if heard and heard[-1] != self.src:
+                self._take_source(heard[-1])
+                self.src = heard[-1]
+            events.append(SourceAddress(self.src))  # None: a fault, as below
         if self.src is None:
-            # keepalived: "entering FAULT state (src address not configured)".
-            self.log.error(f"({self.name}) no source address on {inst.interface} - FAULT")
-            events.append(TrackerChanged("src", 0, True))
+            # vrrp_track.c initialise_vrrp_tracking_priorities
+            self.log.info(
+                f"({self.name}) entering FAULT state (no IPv{inst.family} address for interface)"
+            )
+            if not events:
+                events.append(TrackerChanged(SOURCE_TRACKER, 0, True))
         scripts_by_name = {s.name: s for s in self.config.vrrp_scripts}
         files_by_name = {f.name: f for f in self.config.vrrp_track_files}
         if_refs: dict[str, tuple[int | None, bool]] = {}
@@ -508,7 +604,7 @@ class InstanceDriver:
                                 unicast=inst.is_unicast,
                             )
                             self._socket = self._ah = ahs
-                            nursery.start_soon(ahs.run, self._on_datagram)
+                            nursery.start_soon(ahs.run, self._on_ah_datagram)
                         else:
                             self._socket = self.env.pool.subscribe(
                                 key,
@@ -516,9 +612,14 @@ class InstanceDriver:
                                 group,
                                 inst.virtual_router_id,
                                 self._on_datagram,
+                                repeat=self._on_repeat,
                             )
                     except OSError as exc:
                         self.log.error(f"({self.name}) cannot open VRRP socket: {exc}")
+                if self.params.config_fault:
+                    self.log.info(
+                        f"({self.name}) Cannot use unicast without any peers - going to fault state"
+                    )
                 for ev in self._initial_trackers():
                     await self._handle(ev)
                 # One start time for the whole batch: adverts leave aligned, as
@@ -607,9 +708,7 @@ class InstanceDriver:
         self.receive_params = self.params.receive_params()
         if self._ah is not None:  # a changed auth_pass keys the next ICV
             self._ah.secret = packet.pad_password(self.params.auth_pass)
-        self.target = NotifyTarget(
-            "INSTANCE", inst.name, inst.notify, inst.notify_fifo, inst.smtp_alert
-        )
+        self.target = NotifyTarget("INSTANCE", inst.name, inst.notify, inst.smtp_alert)
         new_vips = VipSet(
             self.env.netlink,
             vmac_ifname(inst) or inst.interface,
@@ -646,7 +745,8 @@ class InstanceDriver:
                 unsub()
             self._unsubs.clear()
             events = self._initial_trackers()
-            for untracked in set(self.machine.trackers) - {e.name for e in events}:
+            names = {e.name if isinstance(e, TrackerChanged) else SOURCE_TRACKER for e in events}
+            for untracked in set(self.machine.trackers) - names:
                 self.feed_nowait(TrackerChanged(untracked, 0, False))
             for ev in events:
                 self.feed_nowait(ev)
@@ -674,7 +774,7 @@ class InstanceDriver:
                 self.log.error(f"({self.name}) {err}")
             await self._firewall_drop(False)
         elif isinstance(action, SendGarpBurst):
-            self._garp(action.count)
+            self._garp(action.count, action.reason)
         elif isinstance(action, RunNotify):
             self.env.notifier.notify(self.target, action.state.value, action.priority)
         elif isinstance(action, NotifyMasterRxLowerPri):
@@ -799,26 +899,38 @@ class InstanceDriver:
             self.advert_link = self.garp_link
         self.log.info(f"({self.name}) VMAC {self.vmac.name} up on {self.iface.name}")
 
-    def _garp(self, count: int) -> None:
+    def _garp(self, count: int, reason: str = "master") -> None:
+        """GARP/NA for each VIP on the link it sits on (vrrp.c vrrp_send_link_update).
+
+        "extra_if" sends one frame for the first VIP of each link other than
+        the instance's (vrrp.c vrrp_send_vmac_update, for garp_extra_if).
+        """
         if self.iface is None or self._nursery is None or count <= 0:
             return
         link = self.garp_link or self.iface
         g = self.config.global_defs
         inst = self.inst
-        ann = self.env.announcer(
-            link,
-            inst.garp_interval if inst.garp_interval is not None else g.vrrp_garp_interval,
-            inst.gna_interval if inst.gna_interval is not None else g.vrrp_gna_interval,
-        )
-        vips: list[IPAddress] = [
-            s.address.ip
-            for s in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded)
-            if s.dev is None or s.dev == link.name
-        ]
-        if vips:
+        by_link: dict[str, list[IPAddress]] = {}
+        for s in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
+            if s.dev is None or s.dev == link.name:
+                if reason != "extra_if":
+                    by_link.setdefault(link.name, []).append(s.address.ip)
+            elif s.dev != inst.interface:  # the base link of a VMAC: not this VIP's link
+                vips = by_link.setdefault(s.dev, [])
+                if reason != "extra_if" or not vips:
+                    vips.append(s.address.ip)
+        for name, vips in by_link.items():
+            out = link if name == link.name else self.env.netlink.interface(name)
+            if out is None:
+                continue
+            ann = self.env.announcer(
+                out,
+                g.vrrp_garp_interval,
+                g.vrrp_gna_interval,
+            )
             if pklog.detail_enabled():
                 self.log.info(
-                    f"({self.name}) Sending/queueing gratuitous ARPs on {link.name} for "
+                    f"({self.name}) Sending/queueing gratuitous ARPs on {name} for "
                     + " ".join(str(v) for v in vips)
                 )
             self._nursery.start_soon(ann.announce, vips, count)
@@ -828,6 +940,8 @@ def _tracking(inst: VrrpInstance, config: Config) -> tuple[object, ...]:
     """What decides an instance's tracker subscriptions (``_initial_trackers``)."""
     return (
         inst.interface,
+        inst.unicast_src_ip,  # with neither, the interface's address is followed
+        inst.mcast_src_ip,
         inst.dont_track_primary,
         inst.track_interface,
         inst.track_script,
@@ -854,9 +968,7 @@ class SyncCoord:
         self.drivers = drivers
         self.notifier = notifier
         self.group = SyncGroup(group.name, {n: d.machine for n, d in drivers.items()})
-        self.target = NotifyTarget(
-            "GROUP", group.name, group.notify, group.notify_fifo, group.smtp_alert
-        )
+        self.target = NotifyTarget("GROUP", group.name, group.notify, group.smtp_alert)
         for d in drivers.values():
             d.coord = self
 

@@ -32,18 +32,26 @@ import trio
 
 from pykeep import log as pklog
 from pykeep.config.model import Config, VrrpInstance, VrrpScript, VrrpTrackFile
-from vrrp.bfd import BfdSpeaker
 from vrrp.driver import Env, InstanceDriver, SyncCoord, instance_key
 from vrrp.links import leftover_candidates, remove_leftovers
 from vrrp.machine import PRIO_OWNER, State
 from vrrp.notify import Notifier
-from vrrp.process import ProcessWatcher
 from vrrp.socket import SocketPool
 from vrrp.static import StaticEntries, del_rule
 from vrrp.syncgroup import group_of, member_tracking
 from vrrp.timer import TimerQueue
-from vrrp.track import LinkWatcher, ScriptStatus, run_vrrp_script, watch_track_file
+from vrrp.track import (
+    LinkWatcher,
+    ScriptStatus,
+    run_vrrp_script,
+    vip_addresses,
+    watch_track_file,
+)
 from vrrp.vip import Netlink
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # loaded when a configuration uses them (start-up time, memory)
+    from vrrp.bfd import BfdSpeaker
 
 
 class _Fanout:
@@ -72,6 +80,8 @@ class VrrpService:
         self.timers = TimerQueue()
         self.pool = SocketPool(after_drain=self.timers.flush)
         self.links = LinkWatcher()
+        self.links.ours = vip_addresses(config)  # VIPs never become an advert source
+        self.links.log = self.log.info
         self.fanouts: dict[tuple[str, str], _Fanout] = {}
         self._bfd: BfdSpeaker | None = None
         self._procs: tuple[Any, trio.CancelScope] | None = None  # definitions, their watcher
@@ -86,6 +96,9 @@ class VrrpService:
         if kind == "if":
             self.links.watch(name, cb)
             return lambda: self.links.unwatch(name, cb)
+        if kind == "addr":  # the interface's source addresses (vrrp/track.py Sources)
+            self.links.watch_addresses(name, cb)
+            return lambda: self.links.unwatch_addresses(name, cb)
         fan = self.fanouts.get((kind, name))
         if fan is None:
             return lambda: None
@@ -167,6 +180,8 @@ class VrrpService:
             if fan is not None and fan.value != up:
                 fan.publish(up)
 
+        from vrrp.bfd import BfdSpeaker
+
         self._bfd = BfdSpeaker(config.bfd_instances, publish, log=self.log.info)
         self._nursery.start_soon(self._bfd.run)
 
@@ -199,6 +214,8 @@ class VrrpService:
                 if fan.value is not None:  # vrrp_track.c process_update_track_process_status
                     self.log.info(f"Quorum {'gained' if up else 'lost'} for tracked process {name}")
                 fan.publish(up)
+
+        from vrrp.process import ProcessWatcher
 
         watcher = ProcessWatcher(defs, publish)
         watcher.start()
@@ -314,6 +331,7 @@ class VrrpService:
         self.reloads += 1
         old = self.config
         self.config = config
+        self.links.ours = vip_addresses(config)
         new_by_key = {instance_key(i): i for i in config.vrrp_instances}
         gone = [d for k, d in self.drivers.items() if k not in new_by_key]
         for driver in gone:

@@ -23,8 +23,12 @@ Mirroring that matters on the wire:
 One receive socket serves every instance of its key: each wake-up drains it
 (``recv`` until EAGAIN) and hands each datagram to the instance with its
 VRID; sends are non-blocking writes that only wait when the kernel's buffer
-is full.  This module moves bytes only: it parses the IPv4 header far enough
-to hand the VRRP payload, source, destination and TTL to ``vrrp.packet.decode``.
+is full.  A backup hears its master's same advert every interval: an IPv4
+datagram whose bytes equal those of the last one its VRID accepted (the IP
+id and header checksum aside) goes to the instance's repeat hook unparsed.
+
+This module moves bytes only: it parses the IPv4 header far enough to hand
+the VRRP payload, source, destination and TTL to ``vrrp.packet.decode``.
 """
 
 from __future__ import annotations
@@ -232,7 +236,10 @@ def open_send(key: SocketKey, ifindex: int) -> socket.socket:
     return sock
 
 
-Subscriber = Callable[[Received], None]
+#: takes a datagram for its VRID; True when the same bytes again may go to the repeat hook
+Subscriber = Callable[[Received], "bool | None"]
+#: handles a repeat of the last accepted datagram; False: it goes the full way
+RepeatHook = Callable[[], bool]
 #: datagrams read per wake-up at most, so one busy link cannot starve the rest
 DRAIN_BATCH = 256
 
@@ -247,6 +254,9 @@ class PoolSocket:
     rx: socket.socket
     tx: socket.socket
     subscribers: dict[int, Subscriber] = field(default_factory=dict)
+    #: per VRID: the repeat hook, and the last accepted datagram's compared parts
+    repeats: dict[int, RepeatHook] = field(default_factory=dict)
+    _accepted: dict[int, tuple[bytes, bytes, bytes]] = field(default_factory=dict)
     #: datagrams dropped before any instance saw them, by reason
     dropped: Counter[str] = field(default_factory=Counter)
     #: called once per drained batch (the timer queue's deferred re-arm)
@@ -356,31 +366,62 @@ class PoolSocket:
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(self.rx)
 
-    def _dispatch(self, got: Received | str) -> None:
+    def _dispatch(self, got: Received | str, datagram: bytes | None = None) -> None:
         if isinstance(got, str):
             self.dropped[got] += 1
             return
         if len(got.payload) < 2:
             self.dropped["length"] += 1
             return
-        handler = self.subscribers.get(got.payload[1])
+        vrid = got.payload[1]
+        handler = self.subscribers.get(vrid)
         if handler is None:
             # keepalived drops adverts for VRIDs it does not run silently.
             self.dropped["vrid"] += 1
             return
-        handler(got)
+        if handler(got) and datagram is not None and vrid in self.repeats:
+            self._accepted[vrid] = (datagram[12:], datagram[8:10], datagram[:4])
+        else:
+            self._accepted.pop(vrid, None)
+
+    def _repeat(self, datagram: bytes) -> bool:
+        """Hand a repeat of its VRID's last accepted datagram to the repeat hook.
+
+        Compared: version, header length, TOS, total length, TTL, protocol,
+        addresses, options and the whole VRRP part, everything
+        ``parse_ipv4`` and ``vrrp.packet.decode`` read; not the IP id and
+        checksum, which change with every advert (vrrp.c vrrp_update_pkt).
+        """
+        ihl = (datagram[0] & 0x0F) << 2
+        if len(datagram) <= ihl + 1:
+            return False
+        vrid = datagram[ihl + 1]
+        seen = self._accepted.get(vrid)
+        if (
+            seen is None
+            or datagram[12:] != seen[0]
+            or datagram[8:10] != seen[1]
+            or datagram[:4] != seen[2]
+        ):
+            return False
+        return self.repeats[vrid]()
 
     async def run(self) -> None:
         """Read forever: one wake-up drains the socket, each datagram to its VRID."""
         rx = self.rx
+        v4 = self.key.family == 4
         while True:
             await trio.lowlevel.wait_readable(rx)
             for _ in range(DRAIN_BATCH):
                 try:
-                    got = self.receive_nowait()
+                    if not v4:
+                        self._dispatch(self.receive_nowait())
+                        continue
+                    datagram = rx.recv(65535)
                 except BlockingIOError:
                     break
-                self._dispatch(got)
+                if not self._repeat(datagram):
+                    self._dispatch(parse_ipv4(datagram), datagram)
             self.after_drain()
 
     def close(self) -> None:
@@ -410,8 +451,9 @@ class SocketPool:
         group: IPAddress,
         vrid: int,
         handler: Subscriber,
+        repeat: RepeatHook | None = None,
     ) -> PoolSocket:
-        """Register ``handler`` for ``vrid`` on the socket for ``key``, opening it if new."""
+        """Register ``handler`` (and ``repeat``) for ``vrid`` on the socket for ``key``."""
         ps = self.sockets.get(key)
         if ps is None:
             rx = open_receive(key, ifindex, group)
@@ -427,6 +469,11 @@ class SocketPool:
             assert self._nursery is not None, "SocketPool.attach() first"
             self._nursery.start_soon(self._serve, ps)
         ps.subscribers[vrid] = handler
+        ps._accepted.pop(vrid, None)
+        if repeat is not None:
+            ps.repeats[vrid] = repeat
+        else:
+            ps.repeats.pop(vrid, None)
         return ps
 
     def unsubscribe(self, key: SocketKey, vrid: int) -> None:
@@ -434,6 +481,8 @@ class SocketPool:
         if ps is None:
             return
         ps.subscribers.pop(vrid, None)
+        ps.repeats.pop(vrid, None)
+        ps._accepted.pop(vrid, None)
         if not ps.subscribers:
             del self.sockets[key]
             ps.close()
