@@ -9,8 +9,9 @@ time.  The target is pykeep within 5x keepalived on each input.  keepalived
 writes each diagnostic to stderr as it goes, pykeep prints its capped list:
 both outputs are discarded.
 
-``--vips N`` makes the last input smaller for a quick look; ``--runs`` is
-the number of interleaved rounds (the best of each is reported).
+``--vips N`` makes the last input smaller for a quick look; ``--only``
+measures one input (``random``, ``braces`` or ``vips``); ``--runs`` is the
+number of interleaved rounds (the best of each is reported).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--vips", type=int, default=2_500_000)
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--only", choices=["random", "braces", "vips"])
     args = ap.parse_args(argv)
     keepalived = shutil.which("keepalived")
     if keepalived is None:
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 Path(tmp) / "vips.conf",
             ),
         }
+        if args.only is not None:
+            inputs = {k: v for k, v in inputs.items() if v[1].stem == args.only}
         print(f"{'input':<22} {'':>10} {'wall s':>8} {'cpu s':>8} {'rss MB':>8} {'exit':>5}")
         for name, (make, path) in inputs.items():
             make(path)

@@ -15,7 +15,9 @@ from pykeep.config.model import (
     FileCheck,
     HttpCheck,
     InitialState,
+    IPAddressSpec,
     LbKind,
+    Loc,
     MiscCheck,
     PingCheck,
     PluginCheck,
@@ -252,3 +254,122 @@ def test_plugin_checker(plugin_registry: None) -> None:
     d = next(d for d in r.diagnostics if "bad option" in d.message)
     assert d.loc is not None and d.loc.line > 0
     assert not r.config.virtual_servers[0].real_servers[0].checkers
+
+
+# -- virtual addresses: the plain-IPv4 fast path ---------------------------------
+
+
+def _vip_conf(*lines: str) -> str:
+    body = "\n".join(f"        {ln}" for ln in lines)
+    return (
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n"
+        f"    priority 100\n    virtual_ipaddress {{\n{body}\n    }}\n}}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["10.1.2.3", "10.1.2.3/24", "0.0.0.0/0", "255.255.255.255/32", "192.0.2.7/31"]
+)
+def test_lazy_ipv4_interface_is_the_plain_interface(text: str) -> None:
+    """A VIP from the fast path is the same value as ipaddress's, both ways round."""
+    import copy
+    import pickle
+
+    plain = ipaddress.IPv4Interface(text)
+    (spec,) = _load(_vip_conf(text)).config.vrrp_instances[0].virtual_ipaddress
+    lazy = spec.address
+    assert type(lazy) is not ipaddress.IPv4Interface  # really the fast path's
+    assert isinstance(lazy, ipaddress.IPv4Interface)
+    assert lazy == plain and plain == lazy and hash(lazy) == hash(plain)
+    assert not lazy < plain and not plain < lazy
+    assert {plain: 1}[lazy] == 1
+    assert (repr(lazy), str(lazy)) == (repr(plain), str(plain))
+    for name in ("ip", "network", "netmask", "hostmask", "with_prefixlen", "with_netmask"):
+        assert getattr(lazy, name) == getattr(plain, name), name
+    assert lazy.network.prefixlen == plain.network.prefixlen
+    assert pickle.loads(pickle.dumps(lazy)) == plain
+    assert copy.deepcopy(lazy) == plain
+    assert spec.loc.line == 6
+    assert spec == IPAddressSpec(plain, loc=Loc("m.conf", 6))  # every field as the class has it
+    assert repr(spec) == repr(IPAddressSpec(plain, loc=Loc("m.conf", 6)))
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "10.0.0.01",  # a leading zero: ipaddress refuses it
+        "10.0.0.256",
+        "10.0.0",
+        "10.0.0.1.2",
+        "10.0.0.1/",
+        "10.0.0.1/33",
+        "10.0.0.1/024",  # a prefix in another spelling: the general path
+        "10.0.0.1/255.255.255.0",
+        "10.0.0.1/0.0.0.255",
+        "1\u0662.0.0.1",  # a non-ASCII digit
+        "10.0.0.-1",
+        "fe80::1/64",
+    ],
+)
+def test_vip_lines_off_the_fast_path_parse_as_ipaddress_does(word: str) -> None:
+    try:
+        want: ipaddress.IPv4Interface | ipaddress.IPv6Interface | None
+        want = ipaddress.ip_interface(word)
+    except ValueError:
+        want = None
+    r = _load(_vip_conf(word))
+    got = r.config.vrrp_instances[0].virtual_ipaddress
+    if want is None:
+        assert got == ()
+        assert f"VRRP parsed invalid IP {word}. skipping IP..." in _msgs(r)
+    else:
+        assert [v.address for v in got] == [want]
+        assert str(got[0].address) == str(want)
+
+
+def test_vip_family_and_diagnostic_order_are_kept() -> None:
+    """The first VIP sets the family; a block's lexer notes come before its handler's."""
+    r = _load(_vip_conf("fe80::1/64", "10.0.0.1", "fe80::2/64"))
+    vi = r.config.vrrp_instances[0]
+    assert [str(v.address) for v in vi.virtual_ipaddress] == ["fe80::1/64", "fe80::2/64"]
+    assert any("address family must match VRRP instance [10.0.0.1]" in m for m in _msgs(r))
+    r = _load(_vip_conf("10.0.0.1", "fe80::1/64", "10.0.0.2/24"))
+    vi = r.config.vrrp_instances[0]
+    assert [str(v.address) for v in vi.virtual_ipaddress] == ["10.0.0.1/32", "10.0.0.2/24"]
+    assert vi.family == 4
+    r = _load(_vip_conf("10.0.0.1", "10.0.0.300", "10.0.0.2 // note", "10.0.0.3 dev eth0"))
+    vi = r.config.vrrp_instances[0]
+    assert [str(v.address) for v in vi.virtual_ipaddress] == [
+        "10.0.0.1/32",
+        "10.0.0.2/32",
+        "10.0.0.3/32",
+    ]
+    assert vi.virtual_ipaddress[2].dev == "eth0"
+    lines = [(d.loc.line if d.loc else 0, d.message) for d in r.diagnostics]
+    invalid = next(i for i, (_n, m) in enumerate(lines) if "invalid IP 10.0.0.300" in m)
+    comment = next(i for i, (n, m) in enumerate(lines) if n == 8 and "//" in m)
+    assert comment < invalid  # as when the whole block was read first
+
+
+def test_excluded_vips_take_the_fast_path_without_a_family() -> None:
+    text = _vip_conf("fe80::1/64").replace(
+        "    }\n}", "    }\n    virtual_ipaddress_excluded {\n        10.9.9.9/16\n    }\n}"
+    )
+    vi = _load(text).config.vrrp_instances[0]
+    assert [str(v.address) for v in vi.virtual_ipaddress_excluded] == ["10.9.9.9/16"]
+    assert vi.family == 6
+
+
+def test_a_parse_is_freed_without_the_garbage_collector() -> None:
+    """No reference cycle keeps a parse alive: a big file's objects go when the result goes."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        r = _load(_vip_conf(*[f"10.0.{i // 256}.{i % 256}" for i in range(2000)]))
+        assert len(r.config.vrrp_instances[0].virtual_ipaddress) == 2000
+        del r
+        assert gc.collect() < 100  # with a cycle, the whole parse: about 16,000 objects
+    finally:
+        gc.enable()

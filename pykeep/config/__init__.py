@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import stat
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -134,7 +135,18 @@ def _parser(
 ) -> Parser:
     lexer = make_lexer(table is _PARENT) if replay is None else ReplayLexer(replay)
     parser = Parser(lexer, table)
-    lexer._report = parser.report  # the lexer reports into the same list
+    # The lexer reports into the parser's list, through a weak reference: a
+    # lexer holding its parser would make the two a reference cycle, and the
+    # whole parse (every model object of a big file) would wait for the
+    # garbage collector, at exit if not before, instead of being freed at once.
+    ref = weakref.ref(parser)
+
+    def report(loc: Loc | None, severity: Severity, message: str, hint: str | None = None) -> None:
+        p = ref()
+        if p is not None:
+            p.report(loc, severity, message, hint)
+
+    lexer._report = report
     parser.plugin_table = _RS_TABLE
     parser.plugin_hook = _plugin_hook
     return parser
@@ -343,4 +355,6 @@ def load(
             "split out what is generated, or check that -f names the right file",
         )
         return LoadResult(Config(), [diag])
-    return load_text(data.decode("utf-8", "surrogateescape"), path, config_id, interface_exists)
+    text = data.decode("utf-8", "surrogateescape")
+    del data  # as large as the text: not kept through the parse
+    return load_text(text, path, config_id, interface_exists)

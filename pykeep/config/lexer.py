@@ -495,7 +495,9 @@ class Lexer:
         self.file_error = False
         self._report = report
         self.config_id = config_id
-        self._read_file = read_file or self._read_disk_file
+        # None for the disk (a bound method kept here would make the lexer a
+        # reference cycle, which only the garbage collector frees).
+        self._read_file = read_file
         # What is left of the ceilings (MAX_CONFIG_BYTES, MAX_CONFIG_FILES).
         self.bytes_left = MAX_CONFIG_BYTES
         self.files_left = MAX_CONFIG_FILES
@@ -615,7 +617,8 @@ class Lexer:
                     "include fewer, larger files",
                 )
                 break
-            text = self._read_file(path)
+            read = self._read_file
+            text = read(path) if read is not None else self._read_disk_file(path)
             if isinstance(text, _Refused):
                 sev = Severity.FATAL if text.fatal else skipped
                 self.file_error = self.file_error or (bool(kind) and not text.fatal)

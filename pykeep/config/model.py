@@ -162,6 +162,16 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
     return dc  # type: ignore[no-any-return]
 
 
+def builder(cls: type) -> type:
+    """The twin of a model class: the same slots, no frozen guard.
+
+    For the very hottest loops (a big file's addresses), an instance is made
+    as ``maker`` makes it, inline: ``obj = object.__new__(twin)``, every field
+    stored, then ``obj.__class__ = cls``.  Each field must be stored.
+    """
+    return _SPECS[cls][1]["_twin"]  # type: ignore[no-any-return]
+
+
 def maker(cls: type[_T]) -> Callable[..., _T]:
     """A function that builds ``cls`` as ``cls(...)`` does, for the parser's hottest paths.
 
@@ -193,6 +203,64 @@ class Loc:
 
 
 NOWHERE = Loc("<none>", 0)
+
+
+def _netmask(prefixlen: int) -> ipaddress.IPv4Address:
+    """The mask of ``prefixlen`` bits, the one object ipaddress shares among its networks."""
+    make: Any = ipaddress.IPv4Network._make_netmask  # type: ignore[attr-defined]
+    return make(prefixlen)[0]  # type: ignore[no-any-return]
+
+
+class _Netmask:
+    """``netmask`` of a ``LazyIPv4Interface``: the shared mask object of its prefix length.
+
+    A non-data descriptor, so that ``IPv4Interface.__init__`` (which unpickling
+    and copying call) may still store its own in the instance.
+    """
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return _netmask(obj._prefixlen)
+
+
+class _Network:
+    """``network`` of a ``LazyIPv4Interface``: built on first use, then kept in the instance."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        net = ipaddress.IPv4Network((obj._ip, obj._prefixlen), strict=False)
+        obj.__dict__["network"] = net
+        return net
+
+
+class LazyIPv4Interface(ipaddress.IPv4Interface):
+    """An ``IPv4Interface`` that builds its network and netmask only when asked.
+
+    A configuration can hold millions of virtual addresses, and a plain
+    ``IPv4Interface`` builds an ``IPv4Network``, an ``IPv4Address`` and an
+    instance dict for each: about 500 bytes and the larger part of the
+    parse time.  This one holds the address and prefix length, and is
+    otherwise the same value: equal to and hashing like the plain interface
+    of the same text, with the same ``repr``, ``str`` and attributes; it
+    copies and pickles through ``IPv4Interface.__init__`` like the plain one.
+    The parser makes one without ``__init__``: ``object.__new__`` and the
+    two slots, ``_ip`` (the address as an int) and ``_prefixlen``.
+    """
+
+    __slots__ = ("_prefixlen",)
+    netmask = _Netmask()
+    network = _Network()
+
+    def __hash__(self) -> int:
+        # IPv4Interface.__hash__'s tuple, without building the network.
+        me: Any = self
+        mask = int(_netmask(me._prefixlen))
+        return hash((me._ip, me._prefixlen, me._ip & mask))
+
+    def __repr__(self) -> str:
+        return f"IPv4Interface({str(self)!r})"
 
 
 @frozen_dataclass

@@ -13,7 +13,7 @@ import ipaddress
 
 # _socket, not socket: socket.py's enums cost start-up time (pykeep -t) for nothing here.
 from _socket import AF_INET, AF_INET6, inet_pton
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from pykeep.config.diagnostics import Diagnostic, Severity
@@ -386,6 +386,16 @@ class Parser:
         a vector without its first word, so an extra word or a missing '{'
         makes it stop with exit 2 (check_parser.c vsg_handler).
         """
+        return list(self.value_lines(line, skip_name))
+
+    def value_lines(self, line: Line, skip_name: bool = False) -> Iterator[Line]:
+        """``value_block``'s lines one at a time, read as they are asked for.
+
+        A block of millions of addresses need not be held as lines: each is
+        made into its model object and dropped.  A handler that reports
+        anything must read the whole block first (``value_block``), so that
+        its diagnostics follow the lexer's, as they always have.
+        """
         extra = line.words[2:] if skip_name else line.words[1:]
         if extra and skip_name:
             self.report(
@@ -401,12 +411,21 @@ class Parser:
                 f"Block {line.words[0]} has extra parameters {extra[0]} ...",
                 "only the block keyword (and its name) may precede '{'",
             )
-        out: list[Line] = []
         need_bob = True
+        lex = self.lex
         while True:
-            nxt = self.lex.next_line()
-            if nxt is None:
-                break
+            # A Line lexed ahead is taken as next_line would hand it out,
+            # without the call: a block can be millions of lines.
+            buf = lex._buf
+            last = buf[-1] if buf else None
+            if isinstance(last, Line):
+                buf.pop()
+                nxt = last
+            else:
+                got = lex.next_line()
+                if got is None:
+                    break
+                nxt = got
             self.value_end = nxt
             words = nxt.words
             if "//" in nxt.raw or "/*" in nxt.raw:
@@ -429,12 +448,11 @@ class Parser:
             if words[-1] == "}":
                 if len(words) == 1:
                     break
-                out.append(Line(words[:-1], nxt.raw, nxt.file, nxt.lineno, nxt.depth))
+                yield Line(words[:-1], nxt.raw, nxt.file, nxt.lineno, nxt.depth)
                 break
             if words is not nxt.words:
                 nxt = Line(words, nxt.raw, nxt.file, nxt.lineno, nxt.depth)
-            out.append(nxt)
-        return out
+            yield nxt
 
     # -- values ----------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+from _socket import AF_INET, inet_pton
+from collections.abc import Iterator
 
 from pykeep.config import bfd_parser, unacted, values
 from pykeep.config.diagnostics import Severity
@@ -10,6 +12,7 @@ from pykeep.config.lexer import Line
 from pykeep.config.model import (
     InitialState,
     IPAddressSpec,
+    LazyIPv4Interface,
     Loc,
     Notify,
     RouteSpec,
@@ -21,6 +24,7 @@ from pykeep.config.model import (
     VrrpSyncGroup,
     VrrpTrackFile,
     VrrpTrackProcess,
+    builder,
 )
 from pykeep.config.parser import Parser, Table, block, c_int, frozen, generic, kw, parse_ip
 from pykeep.config.support import warning_text
@@ -563,17 +567,40 @@ def _mcast_dst(p: Parser, line: Line) -> None:
     d["mcast_dst_ip"] = a
 
 
+# The fast path of a VIP line that is just ``A.B.C.D[/N]`` (most lines of a
+# big file).  inet_pton takes the same dotted quads as ipaddress (four
+# decimal octets up to 255, no leading zero), and the prefix length is taken
+# in its canonical spelling only; anything else (a dotted netmask, options,
+# IPv6) goes through parse_address, with the same outcome as before.
+_PREFIXES = {str(i): i for i in range(33)}
+_SPEC_TWIN = builder(IPAddressSpec)
+_LOC_TWIN = builder(Loc)
+
+
 def _vips(key: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
         d = _vi(p)
         lst = d.setdefault(key, [])
-        for ln in p.value_block(line):
+        checked = key == "virtual_ipaddress"
+        # Lines read one at a time while each is a plain IPv4 address, which
+        # reports nothing; from the first other line on, the rest of the block
+        # is read first and then handled, so that diagnostics keep their order.
+        lines = p.value_lines(line)
+        rest = _plain_vips(lines, lst, d, checked)
+        if rest is None:
+            return
+        rest += lines
+        v4 = not checked or d.get("_family", 4) == 4
+        for ln in rest:
+            if v4 and _plain_vips(iter((ln,)), lst, d, checked) is None:
+                continue
             a = parse_address(p, ln, vip=True)
             if a is None:
                 continue
-            if key == "virtual_ipaddress":
+            if checked:
                 # vrrp_parser.c: the first VIP sets the instance's family.
                 fam = d.setdefault("_family", a.address.version)
+                v4 = fam == 4
                 if fam != a.address.version:
                     p.report(
                         ln.loc,
@@ -586,6 +613,61 @@ def _vips(key: str) -> Any:
             lst.append(a)
 
     return handler
+
+
+def _plain_vips(
+    lines: Iterator[Line], out: list[IPAddressSpec], d: dict[str, Any], checked: bool
+) -> list[Line] | None:
+    """Append to ``out`` the plain ``A.B.C.D[/N]`` lines of ``lines``, up to the first other.
+
+    Returns that line (in a list, for the caller to read the rest after it),
+    or None when ``lines`` ran out; all of ``lines`` when the instance is
+    already IPv6.  Each is ``IPAddressSpec(ip_interface(word))`` with the
+    line's location, without ipaddress's parsing; a plain IPv4 address as an
+    instance's first VIP makes it an IPv4 instance (``_vips``).
+    """
+    add = out.append
+    new = object.__new__
+    lazy = LazyIPv4Interface
+    spec_twin = _SPEC_TWIN
+    loc_twin = _LOC_TWIN
+    pton = inet_pton
+    from_bytes = int.from_bytes
+    prefixes = _PREFIXES
+    if checked and d.get("_family", 4) != 4:
+        return list(lines)
+    for ln in lines:
+        words = ln.words
+        if len(words) == 1:
+            text, slash, plen = words[0].partition("/")
+            try:
+                ip = from_bytes(pton(AF_INET, text))
+                bits = prefixes[plen] if slash else 32
+            except (OSError, ValueError, KeyError):
+                return [ln]
+            if checked:
+                d["_family"] = 4
+                checked = False
+            # IPAddressSpec(IPv4Interface(ip/bits), loc=Loc(ln.file, ln.lineno))
+            # made without a call (LazyIPv4Interface, model.builder): this is a
+            # big file's bulk.
+            addr: Any = new(lazy)
+            addr._ip = ip
+            addr._prefixlen = bits
+            where: Any = new(loc_twin)
+            where.file = ln.file
+            where.line = ln.lineno
+            where.__class__ = Loc
+            one: Any = new(spec_twin)
+            one.address = addr
+            one.dev = one.label = one.scope = one.broadcast = None
+            one.no_track = False
+            one.loc = where
+            one.__class__ = IPAddressSpec
+            add(one)
+            continue
+        return [ln]
+    return None
 
 
 def _vroutes(p: Parser, line: Line) -> None:
