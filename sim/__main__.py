@@ -17,7 +17,7 @@ from sim import netns
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pykeep-sim",
-        description="The pykeep two-director namespace rig: up, down, status, demo, chaos.",
+        description="The pykeep namespace rigs: up, down, status, demo, chaos, cluster.",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     from sim.chaos import add_arguments
 
     add_arguments(chaos)
+
+    cluster = sub.add_parser(
+        "cluster", help="seed 001's cluster mode: 3 directors behind an ECMP router (FRR, VM)"
+    )
+    from sim.cluster import add_arguments as cluster_arguments
+
+    cluster_arguments(cluster)
     return p
 
 
@@ -88,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sim.chaos import main_args
 
             return main_args(args)
+        if args.cmd == "cluster":
+            from sim.cluster import main_args as cluster_main
+
+            return cluster_main(args, list(argv if argv is not None else sys.argv[1:])[1:])
     except netns.NetnsError as exc:
         print(f"pykeep-sim: {exc}", file=sys.stderr)
         return 1
