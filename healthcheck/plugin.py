@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
 
 from healthcheck.api import Checker
@@ -82,6 +81,11 @@ def registered_checkers() -> Mapping[str, CheckerPlugin]:
     skipped, so one broken package cannot stop the daemon.  Call
     ``registered_checkers.cache_clear()`` after installing a plugin at run time.
     """
+    # Imported here: importlib.metadata (and the email package under it) is a
+    # tenth of the daemon's start-up, and only a config naming an unknown
+    # checker block, or the scheduler building one, needs it.
+    from importlib.metadata import entry_points
+
     found: dict[str, CheckerPlugin] = {}
     for ep in entry_points(group=GROUP):
         try:

@@ -171,8 +171,16 @@ class Router:
         if vp is not None and vp != self.proc.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(vp, signal.SIGKILL)
-        self.rig.kill(self.proc, sig=signal.SIGKILL, group=True)
-        self.proc = None
+        proc, self.proc = self.proc, None
+        self.rig.kill(proc, sig=signal.SIGKILL, group=True)
+        # Reap it and let the children go: a restart that still finds the dead
+        # daemon's PIDs alive (a zombie answers kill(pid, 0)) refuses to start
+        # ("daemon is already running"), which a rebooted host never sees.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        t_end = time.monotonic() + 5
+        while vp is not None and time.monotonic() < t_end and Path(f"/proc/{vp}").exists():
+            time.sleep(0.02)
 
     def stop(self) -> int | None:
         """SIGTERM and wait: the graceful stop; returns the exit code (None if killed)."""

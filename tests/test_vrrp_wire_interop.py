@@ -28,7 +28,7 @@ pytestmark = pytest.mark.netns
 
 VIP = "10.99.0.200"
 MARGIN = 1.0
-START = 2.0
+START = 5.0  # interpreter start-up of a fresh daemon on a loaded machine
 Make = Callable[..., Rig]
 
 

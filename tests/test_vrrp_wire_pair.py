@@ -22,7 +22,7 @@ pytestmark = pytest.mark.netns
 VIP = "10.99.0.200"
 VIP_CIDR = f"{VIP}/32"
 MARGIN = 1.0
-START = 2.0  # interpreter start-up of a fresh daemon
+START = 5.0  # interpreter start-up of a fresh daemon on a loaded machine
 
 
 def mdi(prio: int, adv: float = 1.0) -> float:
