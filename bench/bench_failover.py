@@ -18,8 +18,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from sim.chaos_rig import Advert, read_adverts
 from sim.netns import Rig, unique_rig_name
 from tests.netns_vrrp import lan, router, start_prober, vrrp_conf, wait_owner, workdir
 
@@ -35,26 +35,10 @@ class Run:
     lost_graceful: int
 
 
-def _adverts(path: Path) -> list[tuple[float, str, int]]:
-    """(time, source, priority) of every VRRP advert tcpdump printed with -tt."""
-    out: list[tuple[float, str, int]] = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if "prio" not in parts or len(parts) < 3:
-            continue
-        try:
-            t = float(parts[0])
-            prio = int(parts[parts.index("prio") + 1].rstrip(","))
-        except ValueError:
-            continue
-        out.append((t, parts[2], prio))
-    return out
-
-
-def _takeover(adverts: list[tuple[float, str, int]], since: float, old: str, new: str) -> float:
+def _takeover(adverts: list[Advert], since: float, old: str, new: str) -> float:
     """Backup's first advert after ``since`` minus the old master's last one before it."""
-    first_new = next(t for t, s, p in adverts if t > since and s == new and p > 0)
-    last_old = max(t for t, s, _p in adverts if s == old and t < first_new)
+    first_new = next(a.t for a in adverts if a.t > since and a.src == new and a.priority > 0)
+    last_old = max(a.t for a in adverts if a.src == old and a.t < first_new)
     return first_new - last_old
 
 
@@ -97,7 +81,7 @@ def measure(kind: str, *, version: int = 2, advert_int: float = 1.0) -> Run:
         results = prober.stop()
         rig.kill(dump)
         b.stop()
-        adverts = _adverts(dump_path)
+        adverts = read_adverts(dump_path)
         return Run(
             crash=_takeover(adverts, t_crash, "10.99.0.11", "10.99.0.12"),
             graceful=_takeover(adverts, t_graceful, "10.99.0.11", "10.99.0.12"),

@@ -63,17 +63,24 @@ def _interfaces(links: list[Link]) -> list[str]:
     return out
 
 
-def router_ospfd(router_id: str, links: list[Link], stubs: list[Link]) -> str:
-    """The upstream router: OSPF towards every director, its client side as a stub network."""
-    lines = ["frr defaults traditional", "hostname router", "log timestamp precision 3", "!"]
-    lines += _interfaces(links)
-    lines += [
+def _ospf_head(router_id: str) -> list[str]:
+    """``router ospf`` with the router-id and the throttles every ospfd here needs (module doc)."""
+    return [
         "router ospf",
         f" ospf router-id {router_id}",
         " log-adjacency-changes detail",
         " timers lsa min-arrival 0",
         " timers throttle lsa all 0",
         " timers throttle spf 0 50 500",
+    ]
+
+
+def router_ospfd(router_id: str, links: list[Link], stubs: list[Link]) -> str:
+    """The upstream router: OSPF towards every director, its client side as a stub network."""
+    lines = ["frr defaults traditional", "hostname router", "log timestamp precision 3", "!"]
+    lines += _interfaces(links)
+    lines += [
+        *_ospf_head(router_id),
         *(f" network {link.prefix} area 0" for link in links),
         *(f" network {s.prefix} area 0" for s in stubs),
         *(f" passive-interface {s.ifname}" for s in stubs),
@@ -95,12 +102,7 @@ def director_ospfd(name: str, router_id: str, uplink: Link, vip_prefix: str) -> 
         "route-map VIPS permit 10",
         " match ip address prefix-list VIPS",
         "!",
-        "router ospf",
-        f" ospf router-id {router_id}",
-        " log-adjacency-changes detail",
-        " timers lsa min-arrival 0",
-        " timers throttle lsa all 0",
-        " timers throttle spf 0 50 500",
+        *_ospf_head(router_id),
         f" network {uplink.prefix} area 0",
         " redistribute connected metric 10 metric-type 2 route-map VIPS",
         "!",

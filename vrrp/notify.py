@@ -192,6 +192,18 @@ class Notifier:
         if self.fifos or self._script_scopes:
             self.nursery.start_soon(self._hold_fifos)
 
+    def _secure(self, script: Script) -> bool:
+        """check_script_secure with the daemon's defaults; an insecure script is logged, not run."""
+        verdict = scripts.check_script_secure(
+            script,
+            enforce=self.enforce,
+            default_user=self.script_user,
+            default_group=self.script_group,
+        )
+        if not verdict.runnable:
+            self.log(f"Script {script.path} {verdict.reason} - not running")
+        return verdict.runnable
+
     async def _fifo_script(self, script: Script, path: str, scope: trio.CancelScope) -> None:
         """Runs for the daemon's life (keepalived: TIMER_NEVER).
 
@@ -202,14 +214,7 @@ class Notifier:
         that the script gets that SIGTERM rather than an instant SIGKILL,
         and is killed if it still runs :data:`FIFO_SCRIPT_GRACE` later.
         """
-        verdict = scripts.check_script_secure(
-            script,
-            enforce=self.enforce,
-            default_user=self.script_user,
-            default_group=self.script_group,
-        )
-        if not verdict.runnable:
-            self.log(f"Script {script.path} {verdict.reason} - not running")
+        if not self._secure(script):
             return
         with scope:
             result = await scripts.run_script(
@@ -324,14 +329,7 @@ class Notifier:
 
     async def _run_scripts(self, chain: list[tuple[Script, tuple[str, ...]]]) -> None:
         for script, args in chain:
-            verdict = scripts.check_script_secure(
-                script,
-                enforce=self.enforce,
-                default_user=self.script_user,
-                default_group=self.script_group,
-            )
-            if not verdict.runnable:
-                self.log(f"Script {script.path} {verdict.reason} - not running")
+            if not self._secure(script):
                 continue
             self.launched += 1
             with contextlib.suppress(OSError):
