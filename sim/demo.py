@@ -15,12 +15,12 @@ re-executes itself inside the virtme-ng VM (:mod:`sim.vm`).
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pykeep import realserver
@@ -32,34 +32,11 @@ PYKEEP_CMD = (
     "-p {rundir}/pykeep.pid -r {rundir}/vrrp.pid -c {rundir}/check.pid "
     "--control-socket {rundir}/control.sock"
 )
-# Interim stand-in while pykeep/daemon.py lacks the checker/IPVS hook: pykeep's
-# VRRP (-P) beside tests/lvs_runner.py (the same lvs.LvsService calls the daemon
-# will make).  Both live in one process group, so killing the director kills both.
-PYKEEP_SPLIT_CMD = (
-    f"sh -c '{Path(sys.executable).parent / 'pykeep'} -P -n -l -f {{config}} "
-    "-p {rundir}/pykeep.pid -r {rundir}/vrrp.pid -c {rundir}/check.pid "
-    "--control-socket {rundir}/control.sock & "
-    f"exec {sys.executable} {Path(__file__).resolve().parent.parent / 'tests' / 'lvs_runner.py'}"
-    " -f {config}'"
-)
 KEEPALIVED_CMD = (
     "keepalived -n -l -f {config} -p {rundir}/keepalived.pid "
     "-r {rundir}/vrrp.pid -c {rundir}/check.pid"
 )
 VRID = 55
-
-
-def daemon_has_lvs() -> bool:
-    """Whether pykeep/daemon.py already starts the checker/IPVS service itself."""
-    daemon = Path(__file__).resolve().parent.parent / "pykeep" / "daemon.py"
-    pattern = r"^\s*(from pykeep import [^\n]*\blvs\b|import pykeep\.lvs|from pykeep\.lvs import)"
-    text = daemon.read_text()
-    return "open_lvs" in text or re.search(pattern, text, re.M) is not None
-
-
-def default_cmd() -> str:
-    """The pykeep director command: full mode once the daemon carries LVS."""
-    return PYKEEP_CMD if daemon_has_lvs() else PYKEEP_SPLIT_CMD
 
 
 def director_config(lab: Lab, director: str, *, delay_loop: int = 1) -> str:
@@ -137,7 +114,7 @@ class Demo:
         self.out(f"[{time.monotonic() - self.t0:6.1f}s] {text}")
 
     def start_director(self, director: str) -> None:
-        rundir = self.lab.log_path(f"{director}-run").with_suffix("")
+        rundir = self.rundir(director)
         rundir.mkdir(parents=True, exist_ok=True)
         conf = rundir / "keepalived.conf"
         template = self.templates.get(director, self.templates.get("*"))
@@ -152,6 +129,17 @@ class Demo:
             self.procs[director] = self.lab.popen(
                 director, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
+
+    def started(self, director: str) -> bool:
+        """Whether the daemon wrote a pid file (pykeep and keepalived both do, after parsing)."""
+        if self.procs[director].poll() is not None:
+            raise netns.NetnsError(
+                f"{director}'s daemon exited ({self.procs[director].returncode})"
+            )
+        return any(self.rundir(director).glob("*.pid"))
+
+    def rundir(self, director: str) -> Path:
+        return self.lab.log_path(f"{director}-run").with_suffix("")
 
     def vip_owner(self) -> str | None:
         """The live director holding the VIP."""
@@ -183,9 +171,14 @@ class Demo:
         lab.start_httpds()
         for d in lab.directors:
             self.start_director(d)
-        # A daemon's start-up (imports, first election) is ~5x slower in the VM.
-        startup = 30 * min(netns.SLOWDOWN, 5.0)
-        self.wait_for("a VIP owner", lambda: self.vip_owner() is not None, startup)
+        # Settled state first: each daemon has written its pid file.  In the VM a
+        # start-up (interpreter, imports, config) takes minutes when another VM
+        # shares the host's cores, so that wait is generous; the election after
+        # it gets a protocol-scale bound.
+        for d in self.procs:
+            self.wait_for(f"{d} to start", partial(self.started, d), 60 * netns.SLOWDOWN)
+        election = 30 * min(netns.SLOWDOWN, 5.0)
+        self.wait_for("a VIP owner", lambda: self.vip_owner() is not None, election)
         # Let the election settle (a preempting master takes over a few adverts in).
         owner, previous = self.vip_owner(), None
         for _ in range(10):
@@ -255,7 +248,7 @@ def _config_args(items: list[str]) -> dict[str, str]:
 
 def main(args: argparse.Namespace) -> int:
     """Entry from ``python -m sim demo``."""
-    cmd = KEEPALIVED_CMD if args.keepalived else (args.director_cmd or default_cmd())
+    cmd = KEEPALIVED_CMD if args.keepalived else (args.director_cmd or PYKEEP_CMD)
     if not vm.kernel_has_ipvs():
         if vm.inside_vm():
             print("pykeep-sim: no IP_VS even inside the VM", file=sys.stderr)

@@ -249,7 +249,7 @@ def scenario(out_path: Path) -> int:
             res.setdefault("logs", {})[name] = Directors(lab).tails()
         out_path.write_text(json.dumps(res, indent=1))
 
-    full = demo.default_cmd()
+    full = demo.PYKEEP_CMD
     vrrp_only = demo.PYKEEP_CMD.replace(" -n ", " -P -n ")
     res["director_cmd"] = full
     try:

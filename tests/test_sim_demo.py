@@ -40,10 +40,10 @@ def test_default_demo_with_pykeep_directors_in_the_vm() -> None:
     for comparison; it is not repeated here to keep VM time down.
     """
     res = subprocess.run(
-        [sys.executable, "-m", "sim", "demo", "--timeout", "420"],
+        [sys.executable, "-m", "sim", "demo", "--timeout", "900"],
         capture_output=True,
         text=True,
-        timeout=480,
+        timeout=960,
     )
     out = res.stdout
     assert res.returncode == 0, out[-3000:] + res.stderr[-3000:]
