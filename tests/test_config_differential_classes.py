@@ -68,6 +68,36 @@ CASES: dict[str, str] = {
     ),
     "vrrp-script-seconds": 'vrrp_script chk {\n  script "/bin/true"\n  interval 0.5\n'
     "  timeout 0\n  fall 0\n}\n" + INSTANCE.format(extra=""),
+    # Found by the generated differential (tests/differential), one class each.
+    "smtp-server-unresolvable": "global_defs {\n  smtp_server no-such-host.invalid\n}\n"
+    + INSTANCE.format(extra=""),
+    "global-words-exact": "global_defs {\n  lvs_flush_on_stop true\n"
+    '  checker_log_all_failures TRUE\n  dynamic_interfaces yes\n  umask "a b"\n'
+    "  umask IRUSR IWGRP\n  umask 0999\n}\nchild_wait_time -3\n" + INSTANCE.format(extra=""),
+    "script-user-failed": "global_defs {\n  script_user nosuchuser\n}\n"
+    'vrrp_script chk {\n  script "/bin/true"\n}\n' + INSTANCE.format(extra=""),
+    "fifo-script-user": 'global_defs {\n  notify_fifo_script "/bin/true" nosuchuser\n'
+    '  lvs_notify_fifo_script "/bin/true" root\n}\n'
+    + INSTANCE.format(extra="")
+    + "virtual_server 192.0.2.100 80 {\n  protocol TCP\n"
+    "  real_server 192.0.2.11 80 {\n    TCP_CHECK {\n    }\n  }\n}\n",
+    "vrrp-duplicates": 'vrrp_script chk {\n  script "/bin/true"\n  user 1\n}\n'
+    + INSTANCE.format(
+        extra="  notify_fault /nonexistent/a\n  notify_fault /bin/true\n  notify_deleted\n"
+        '  notify_deleted "/bin/true arg"\n  garp_master_repeat 0\n  down_timer_adverts ""\n'
+        "  use_ipvlan bridge 0 1"
+    ),
+    "src-ip-family": "vrrp_instance VI_1 {\n  interface dfa0\n  virtual_router_id 51\n"
+    "  virtual_ipaddress {\n    192.0.2.10/24\n  }\n  mcast_src_ip 2001:db8::1\n}\n",
+    "check-duplicates": "virtual_server 192.0.2.100 80 {\n  protocol TCP\n  weight 0\n"
+    "  ip_family inet6\n  quorum_up /nonexistent/q\n  quorum_up /bin/true\n"
+    "  real_server 192.0.2.11 80 {\n    retry 0\n    DNS_CHECK {\n      name a.example\n"
+    "      name example.com\n    }\n    UDP_CHECK {\n      payload 0x10\n"
+    '      require_reply "a b"\n      min_reply_length 300\n    }\n    UDP_CHECK {\n'
+    "      require_reply xxff\n    }\n    SMTP_CHECK {\n      bindto 2001:db8::1\n"
+    "      host {\n        connect_ip fe80::1\n      }\n    }\n  }\n}\n",
+    "lvs-sync-daemon-forms": "global_defs {\n  lvs_sync_daemon dfa0\n"
+    "  lvs_sync_daemon dfa0 VI_1 id 300\n}\n" + INSTANCE.format(extra=""),
 }
 
 
@@ -192,6 +222,72 @@ def test_vrrp_script_times_are_whole_seconds() -> None:
     assert "(chk): vrrp script fall value '0' invalid, defaulting to 1" in msgs
     s = r.config.vrrp_scripts[0]
     assert (s.interval, s.timeout, s.fall) == (1.0, 1.0, 1)
+
+
+def test_generated_classes_give_keepalived_verdicts() -> None:
+    """The classes the generated differential found, each pinned to keepalived 2.2.7's verdict.
+
+    The netns test below checks the same files against keepalived itself.
+    """
+    verdicts = {name: _judge(name) for name in CASES}
+    # lib/utils.c domain_stosockaddr: a name the resolver does not know.
+    assert verdicts["smtp-server-unresolvable"].exit_code == 5
+    # check_true_false and friends are case-sensitive; umask_handler's words.
+    said = _messages(verdicts["global-words-exact"])
+    for text in (
+        "Unknown lvs_flush_on_stop type true",
+        "Invalid value for checker_log_all_failures specified",
+        "Unknown dynamic_interfaces option 'yes'",
+        "Unknown umask bit a b",
+        "Invalid umask syntax IWGRP",
+        "invalid umask value 0999",
+        "Invalid child_wait_time -3",
+    ):
+        assert text in said, text
+    # notify.c default_user_fail: a failed script_user drops scripts without a user.
+    r = verdicts["script-user-failed"]
+    assert r.exit_code == 5 and r.config.vrrp_scripts == ()
+    # A FIFO script whose user is unknown is dropped (a log line); the LVS FIFO's
+    # script still counts towards the checker's script-security verdict.
+    r = verdicts["fifo-script-user"]
+    assert r.exit_code == 6 and r.config.global_defs.notify_fifo_script is None
+    said = _messages(verdicts["vrrp-duplicates"])
+    for text in (
+        "Unable to set uid/gid for script '/bin/true'",
+        "(VI_1) notify_fault script already specified - ignoring /bin/true",
+        "(VI_1) notify_deleted already specified - ignoring /bin/true arg",
+        "(VI_1): garp_master_repeat must be greater than 0, setting to 1",
+        "(VI_1): Invalid down_timer_adverts [1:100] ''",
+        "(VI_1) IPVLAN interface already specified - ignoring '1'",
+        "(VI_1) IPv4 ipvlan requires a source ip address to be configured. "
+        "setting instance to fault state",
+    ):
+        assert text in said, text
+    assert (
+        "Configuration error: VRRP instance[VI_1] and src address[2001:db8::1] MUST be of "
+        "the same family !!! Skipping..." in _messages(verdicts["src-ip-family"])
+    )
+    r = verdicts["check-duplicates"]
+    said = _messages(r)
+    for text in (
+        "Virtual server weight 0 is outside range 1-2147483647",
+        "Virtual server specified family inet6 conflicts with server family",
+        "quorum_up script already specified - ignoring /bin/true",
+        "retry value invalid - 0",
+        "DNS_CHECK name 'a.example' has empty label - ignoring",
+        "Invalid hex string for UDP_CHECK payload",
+        "UDP_CHECK min_reply length 300 > max_reply_length 255 - will always fail",
+        "Invalid hex string for UDP_CHECK reply",
+        "Checker link local address fe80::1 requires a bind_if",
+    ):
+        assert text in said, text
+    assert not any("does not match address family" in m for m in said)
+    # The duplicate quorum_up is refused before its script is read: nothing to run.
+    assert r.exit_code == 5
+    r = verdicts["lvs-sync-daemon-forms"]
+    assert "lvs_sync_daemon has already been specified as dfa0  - ignoring" in _messages(r)
+    assert r.config.global_defs.lvs_sync_daemon is not None
+    assert r.config.global_defs.lvs_sync_daemon.vrrp_instance == ""
 
 
 @pytest.mark.netns

@@ -23,7 +23,7 @@ from pykeep.config.diagnostics import (
     exit_code_for,
 )
 from pykeep.config.lexer import MAX_CONFIG_BYTES, Lexer, ReplayLexer
-from pykeep.config.model import Config, GlobalDefs, Loc, VrrpSyncGroup
+from pykeep.config.model import NOWHERE, Config, GlobalDefs, Loc, VrrpSyncGroup
 from pykeep.config.parser import SKIP, STRUCTURE, Abort, Irregular, Keyword, Parser, State, Table
 from pykeep.config.validate import (
     InterfaceExists,
@@ -301,7 +301,12 @@ def load_text(
             first.append(lexer)
         return lexer
 
-    return _run(make_lexer, interface_exists or sys_interface_exists)
+    result = _run(make_lexer, interface_exists or sys_interface_exists)
+    diags = result.diagnostics
+    for i, d in enumerate(diags):
+        if d.loc is not None and d.loc.line == 0 and d.loc.file not in (name, NOWHERE.file):
+            diags[i] = Diagnostic(d.loc, d.severity, d.message, d.hint, named=True)
+    return result
 
 
 def load(

@@ -221,6 +221,15 @@ def _vs_int(key: str, lo: int, hi: int) -> Any:
     return handler
 
 
+def _vs_retry(p: Parser, line: Line) -> None:
+    """check_parser.c vs_retry_handler / rs_retry_handler: 1..UINT32_MAX."""
+    v = p.int_arg(line, 1, 2**32 - 1)
+    if v is None:
+        p.error(f"retry value invalid - {line.words[1]}", "retry takes 1 or more")
+        return
+    _rs_or_vs(p)["retry"] = v
+
+
 def _quorum(p: Parser, line: Line) -> None:
     """check_parser.c quorum_handler: a bad quorum is reported, then set to 1."""
     v = p.int_arg(line, 1, 2**32 - 1)
@@ -324,32 +333,13 @@ def _lb_flag(p: Parser, line: Line) -> None:
     d.setdefault("sched_flags", []).append(flag)
 
 
-def _forwarding(p: Parser, line: Line) -> tuple[LbKind | None, Tunnel | None]:
+def _forwarding(p: Parser, line: Line, who: str = "virtual") -> tuple[LbKind | None, Tunnel | None]:
     v = p.arg(line)
     if v is None:
         return None, None
     if v in ("NAT", "DR", "TUN"):
-        tunnel = None
-        if v == "TUN":
-            opts: dict[str, Any] = {}
-            w = line.words
-            i = 2
-            while i < len(w):
-                o = w[i]
-                if o == "type" and i + 1 < len(w):
-                    opts["tun_type"] = w[i + 1]
-                    i += 2
-                elif o == "port" and i + 1 < len(w):
-                    opts["port"] = _port(p, w[i + 1], line)
-                    i += 2
-                elif o in ("nocsum", "csum", "remcsum"):
-                    opts[o] = True
-                    i += 1
-                else:
-                    p.error(f"Unknown TUN option {o}")
-                    i += 1
-            tunnel = Tunnel(**opts)
-        return LbKind(v), tunnel
+        tunnel = _tunnel_options(p, line, who)
+        return LbKind(v), tunnel if v == "TUN" else None
     if v == "FNAT":
         hint = (
             "lb_kind FNAT (FULLNAT) is realised by pykeep for a whole virtual_server "
@@ -359,6 +349,60 @@ def _forwarding(p: Parser, line: Line) -> tuple[LbKind | None, Tunnel | None]:
         hint = "write lb_kind NAT, DR or TUN"
     p.error(f"PARSER : unknown [{v}] routing method for virtual server.", hint)
     return None, None
+
+
+def _tunnel_options(p: Parser, line: Line, who: str) -> Tunnel | None:
+    """check_parser.c svr_forwarding_handler: the words after the method, for every method.
+
+    ``type ipip|gue|gre``, ``port N`` (gue only, and required there),
+    ``nocsum|csum|remcsum``; the first bad word ends the reading, reported,
+    and the method stays with keepalived's default tunnel.
+    """
+    w = line.words
+    opts: dict[str, Any] = {}
+    i = 2
+    while i < len(w):
+        o = w[i]
+        if o == "type":
+            if i + 1 >= len(w):
+                p.error(f"Missing tunnel type for {who} server.", "write: type ipip|gue|gre")
+                return None
+            if w[i + 1] not in ("ipip", "gue", "gre"):
+                p.error(f"Unknown tunnel type {w[i + 1]} for {who} server.", "ipip, gue or gre")
+                return None
+            opts["tun_type"] = w[i + 1]
+            i += 2
+        elif o == "port":
+            if i + 1 >= len(w):
+                p.error(f"Missing port for {who} server gue tunnel.", "write: port N")
+                return None
+            port = p.to_int(w[i + 1], 1, 65535, line, "port")
+            if port is None:
+                p.error(f"Invalid gue tunnel port {w[i + 1]} for {who} server.")
+                return None
+            opts["port"] = port
+            i += 2
+        elif o in ("nocsum", "csum", "remcsum"):
+            for flag in ("nocsum", "csum", "remcsum"):
+                opts[flag] = flag == o
+            i += 1
+        else:
+            p.error(
+                f"Invalid tunnel option {o} for {who} server.",
+                "after TUN: type ipip|gue|gre, port N, nocsum|csum|remcsum",
+            )
+            return None
+    kind = opts.get("tun_type", "ipip")
+    if (kind == "gue") != ("port" in opts):
+        p.error("gue tunnels require port, otherwise cannot have port.")
+        return None
+    if kind == "ipip" and (opts.get("csum") or opts.get("remcsum")):
+        p.error("ipip tunnels do not support checksum option.")
+        return None
+    if kind == "gre" and opts.get("remcsum"):
+        p.error("gre tunnels do not support remote checksum option.")
+        return None
+    return Tunnel(**opts)
 
 
 def _vs_forwarding(p: Parser, line: Line) -> None:
@@ -371,7 +415,7 @@ def _vs_forwarding(p: Parser, line: Line) -> None:
 
 
 def _rs_forwarding(p: Parser, line: Line) -> None:
-    kind, tunnel = _forwarding(p, line)
+    kind, tunnel = _forwarding(p, line, "real")
     rs = p.state.cur.get("rs")
     if kind is not None and rs is not None:
         rs["lb_kind"] = kind
@@ -380,7 +424,7 @@ def _rs_forwarding(p: Parser, line: Line) -> None:
 
 
 def _ss_forwarding(p: Parser, line: Line) -> None:
-    kind, tunnel = _forwarding(p, line)
+    kind, tunnel = _forwarding(p, line, "sorry")
     if kind is not None:
         _d(p)["_ss_kind"] = (kind, tunnel)
 
@@ -442,12 +486,19 @@ def _ip_family(p: Parser, line: Line) -> None:
     v = p.arg(line)
     if v is None:
         return
-    if v == "inet":
-        _d(p)["family"] = 4
-    elif v == "inet6":
-        _d(p)["family"] = 6
-    else:
+    if v not in ("inet", "inet6"):
         p.error(f"unknown address family {v}", "write ip_family inet or inet6")
+        return
+    d = _d(p)
+    af = 4 if v == "inet" else 6
+    if d.get("family", af) != af:
+        # check_parser.c ip_family_handler: an IP virtual server has its family.
+        p.error(
+            f"Virtual server specified family {v} conflicts with server family",
+            "remove ip_family, or match the virtual server's address",
+        )
+        return
+    d["family"] = af
 
 
 def _virtualhost(p: Parser, line: Line) -> None:
@@ -458,17 +509,19 @@ def _virtualhost(p: Parser, line: Line) -> None:
 
 
 def _quorum_script(key: str) -> Any:
+    # check_parser.c quorum_up_handler: the duplicate is refused before its
+    # script is read, so it never counts as a script to run.
     def handler(p: Parser, line: Line) -> None:
-        sc = p.script(line, key)
-        if sc is None:
-            return
         if key in _d(p):
+            word = p.arg(line)  # keepalived's message reads word 1: exit 2 without it
             p.error(
-                f"{key} script already specified - ignoring {sc.path}",
+                f"{key} script already specified - ignoring {word}",
                 f"give {key} once per virtual_server",
             )
             return
-        _d(p)[key] = sc
+        sc = p.script(line, key)
+        if sc is not None:
+            _d(p)[key] = sc
 
     return handler
 
@@ -543,6 +596,16 @@ def _rs(p: Parser, line: Line) -> None:
     p.state.cur["rs"] = {"address": a, "port": port, "loc": loc, "checkers": []}
 
 
+def _vs_weight(p: Parser, line: Line) -> None:
+    """check_parser.c vs_weight_handler: judged (1..INT32_MAX), then not acted on."""
+    p.accept(line)
+    if p.int_arg(line, 1, 2**31 - 1) is None:
+        p.error(
+            f"Virtual server weight {line.words[1]} is outside range 1-{2**31 - 1}",
+            "weight takes an integer from 1",
+        )
+
+
 def _rs_weight(p: Parser, line: Line) -> None:
     v = p.int_arg(line, 0, 2**31 - 1)
     rs = p.state.cur.get("rs")
@@ -561,16 +624,18 @@ def _rs_int(key: str) -> Any:
 
 
 def _rs_notify(key: str) -> Any:
+    # check_parser.c notify_up_handler: the duplicate is refused before its script is read.
     def handler(p: Parser, line: Line) -> None:
-        sc = p.script(line, key)
         rs = p.state.cur.get("rs")
+        if rs is not None and key in rs:
+            word = p.arg(line)  # keepalived's message reads word 1: exit 2 without it
+            p.error(
+                f"{key} script already specified - ignoring {word}",
+                f"give {key} once per real_server",
+            )
+            return
+        sc = p.script(line, key)
         if sc is not None and rs is not None:
-            if key in rs:
-                p.error(
-                    f"{key} script already specified - ignoring {sc.path}",
-                    f"give {key} once per real_server",
-                )
-                return
             rs[key] = sc
 
     return handler
@@ -610,6 +675,12 @@ def _common(p: Parser) -> dict[str, Any]:
     return host if host is not None else common
 
 
+def _in_smtp_top(p: Parser) -> bool:
+    """In SMTP_CHECK's own options, outside a ``host`` block."""
+    c = p.state.cur.get("ck")
+    return c is not None and c.get("keyword") == "SMTP_CHECK" and c.get("_host") is None
+
+
 def _checker(keyword: str) -> Any:
     def handler(p: Parser, line: Line) -> None:
         loc = _new_loc(line.file, line.lineno)  # line.loc, without the property's cost
@@ -643,8 +714,9 @@ def _co_ip(key: str) -> Any:
             c.pop(key, None)
             return
         o = c.get(other)
-        if o is None and key == "bindto":
-            # The checker's destination starts as its real server's address.
+        if o is None and key == "bindto" and not _in_smtp_top(p):
+            # The checker's destination starts as its real server's address
+            # (SMTP_CHECK's own options start unset: check_smtp.c smtp_check_handler).
             o = (p.state.cur.get("rs") or {}).get("address")
         if o is not None and o.version != a.version:
             p.error(
@@ -820,9 +892,15 @@ def _url_vhost(p: Parser, line: Line) -> None:
 
 
 def _regex(p: Parser, line: Line) -> None:
-    v = p.arg(line)
-    if v is not None:
-        _url_d(p)["regex"] = v
+    """check_http.c regex_handler: the line re-read with quotes and escapes; exactly
+    one pattern, else only a log line (the url keeps no regex)."""
+    from pykeep.config.lexer import split_quoted_escaped
+
+    words = split_quoted_escaped(line.raw)
+    if words is None or len(words) != 2:
+        p.error("regex missing or too many fields", 'write: regex "PATTERN"', Severity.INFO)
+        return
+    _url_d(p)["regex"] = words[1]
 
 
 def _regex_no_match(p: Parser, line: Line) -> None:
@@ -869,12 +947,30 @@ def _misc_dynamic(p: Parser, line: Line) -> None:
 
 
 def _misc_user(p: Parser, line: Line) -> None:
+    """check_misc.c misc_user_handler: an unknown user removes the checker there and then."""
+    c = _ck(p)
+    if c.get("_dropped"):
+        return
     v = p.opt_arg(line, "No user specified for misc checker script")
-    if v is not None:
-        _ck(p)["user"] = v
-        _ck(p)["_user_loc"] = line.loc
-        if len(line.words) > 2:
-            _ck(p)["group"] = line.words[2]
+    if v is None:
+        return
+    from pykeep.config.script_user import user_known
+
+    group = line.words[2] if len(line.words) > 2 else None
+    if not user_known(v, group):
+        sc = c.get("misc_path")
+        p.error(
+            f"Failed to set uid/gid for misc checker script "
+            f"'{sc.path if sc is not None else ''}' - removing",
+            "name an existing user (and group) after 'user'",
+        )
+        c["_dropped"] = True
+        return
+    c["user"] = v
+    c["_user_loc"] = line.loc
+    c.pop("group", None)
+    if group is not None:
+        c["group"] = group
 
 
 def _smtp_host(p: Parser, line: Line) -> None:
@@ -884,26 +980,81 @@ def _smtp_host(p: Parser, line: Line) -> None:
 def _smtp_host_end(p: Parser) -> None:
     c = _ck(p)
     host = c.pop("_host", None)
-    if host is not None:
-        c.setdefault("_hosts", []).append(host)
+    if host is None:
+        return
+    # check_smtp.c smtp_host_end_handler: check_conn_opts on the host's own
+    # options, whose destination starts as the real server's address.
+    dst = host.get("connect_ip") or (p.state.cur.get("rs") or {}).get("address")
+    if dst is not None and dst.version == 6 and dst.is_link_local and not host.get("bind_if"):
+        p.report(
+            p.close_loc() or host.get("loc"),
+            Severity.GENERAL_ERROR,
+            f"Checker link local address {dst} requires a bind_if",
+            "add 'bind_if IFACE' to the host block",
+        )
+        return
+    c.setdefault("_hosts", []).append(host)
 
 
 def _udp_payload(p: Parser, line: Line) -> None:
-    v = p.opt_arg(line, "UDP_CHECK payload requires a payload")
-    if v is None:
+    if p.opt_arg(line, "UDP_CHECK payload requires a payload") is None:
         return
-    data = _hex(p, v)
-    if data is not None:
-        _ck(p)["payload"] = data
+    got = read_hex(" ".join(line.words[1:]), wildcard=False)
+    if got is None:
+        p.error(
+            "Invalid hex string for UDP_CHECK payload",
+            "write the bytes as hex digits, e.g. payload 0a0b0c",
+        )
+        return
+    _ck(p)["payload"] = got[0]
 
 
-def _hex(p: Parser, v: str) -> bytes | None:
-    s = v[2:] if v.lower().startswith("0x") else v
-    try:
-        return bytes.fromhex(s if len(s) % 2 == 0 else "0" + s)
-    except ValueError:
-        p.error(f"Invalid hex string '{v}'", "write the bytes as hex digits, e.g. payload 0a0b0c")
+def _hex_nibble(c: str, wildcard: bool) -> int | None:
+    """lib/parser.c hex_val: a hex digit, -1 for a wildcard 'x'/'X' where allowed."""
+    if "0" <= c <= "9":
+        return ord(c) - 48
+    u = c.upper() if c >= "a" else c
+    if "A" <= u <= "F":
+        return ord(u) - 55
+    if wildcard and u == "X":
+        return -1
+    return None
+
+
+def read_hex(s: str, wildcard: bool) -> tuple[bytes, bytes] | None:
+    """The bytes and the wildcard mask of a hex string, as lib/parser.c read_hex_str reads it.
+
+    Spaces and tabs separate bytes, a lone digit before a space is one byte,
+    ``x`` is a wildcard nibble where allowed.  keepalived checks the last
+    value it read for 0xff as its failure mark, so a string ending in the
+    byte ``ff`` is refused too, as ``keepalived -t`` refuses it.
+    """
+    data = bytearray()
+    mask = bytearray()
+    i, n, last = 0, len(s), 0
+    while True:
+        while i < n and s[i] in " \t":
+            i += 1
+        if i >= n:
+            break
+        v = _hex_nibble(s[i], wildcard)
+        i += 1
+        if v is None:
+            return None
+        m = 0x0F if v < 0 else 0
+        v = max(v, 0)
+        if i < n and s[i] != " ":
+            w = _hex_nibble(s[i], wildcard)
+            i += 1
+            if w is None:
+                return None
+            v, m = v << 4 | max(w, 0), m << 4 | (0x0F if w < 0 else 0)
+        data.append(v)
+        mask.append(m)
+        last = v
+    if not data or last == 0xFF:
         return None
+    return bytes(data), bytes(mask)
 
 
 def _udp_len(key: str) -> Any:
@@ -918,10 +1069,56 @@ def _udp_len(key: str) -> Any:
 def _require_reply(p: Parser, line: Line) -> None:
     c = _ck(p)
     c["require_reply"] = True
-    if len(line.words) > 1:
-        data = _hex(p, line.words[1])
-        if data is not None:
-            c["reply_data"] = data
+    if len(line.words) == 1:
+        return
+    got = read_hex(" ".join(line.words[1:]), wildcard=True)
+    if got is None:
+        p.error(
+            "Invalid hex string for UDP_CHECK reply",
+            "write the bytes as hex digits (x for any nibble), e.g. require_reply 0a0bxx",
+        )
+        return
+    data, mask = got
+    if any(mask):
+        # check_udp.c compares under the mask; the checker here matches whole bytes.
+        p.report(
+            line.loc,
+            Severity.INFO,
+            "require_reply wildcard nibbles ('x') are not supported by pykeep: "
+            "the reply is matched on the bytes before the first wildcard",
+            "spell the expected bytes out in full",
+        )
+        data = data[: next(k for k, m in enumerate(mask) if m)]
+    c["reply_data"] = data
+
+
+def _dns_name(p: Parser, line: Line) -> None:
+    """check_dns.c dns_name_handler: the first name stands; one with an empty label is refused.
+
+    keepalived's label scan starts by looking at the name's second
+    character, so a one-letter first label ("a.example") counts as empty
+    too: refused as ``keepalived -t`` refuses it.
+    """
+    c = _ck(p)
+    if "name" in c:
+        p.error("DNS_CHECK name already specified - ignoring", "give name once per DNS_CHECK")
+        return
+    name = p.arg(line)
+    if name is None:
+        return
+    if name[:1] == "." and len(name) > 1:
+        bad = True
+    else:
+        bad = name[1:2] == "." or any(
+            name[i + 1 : i + 2] == "." for i in range(len(name)) if name[i] == "."
+        )
+    if bad:
+        p.error(
+            f"DNS_CHECK name '{name}' has empty label - ignoring",
+            "write a domain name without '..'",
+        )
+        return
+    c["name"] = name
 
 
 def _dns_type(p: Parser, line: Line) -> None:
@@ -988,6 +1185,16 @@ def _checker_end(p: Parser) -> None:
     raw_common = c.pop("_common")
     common = _new_common(**raw_common)
     loc = c.pop("_loc")
+    if c.pop("_dropped", False):
+        return  # removed where it went wrong (check_misc.c misc_user_handler)
+    if keyword in ("HTTP_GET", "SSL_GET") and not c.get("urls"):
+        p.report(
+            p.close_loc() or loc,  # check_http.c http_get_check_end, at the '}'
+            Severity.GENERAL_ERROR,
+            "HTTP/SSL_GET checker has no urls specified - ignoring",
+            "add a 'url { path / }' block",
+        )
+        return
     hosts = c.get("_hosts") if keyword == "SMTP_CHECK" else None
     if c:  # sub-block builders left over: not fields
         c.pop("_hosts", None)
@@ -1033,6 +1240,16 @@ def _checker_end(p: Parser) -> None:
                 "add 'bind_if IFACE' to the checker",
             )
             return
+    if keyword == "UDP_CHECK":
+        # check_udp.c udp_check_end_handler: max_reply_length defaults to 255.
+        lo, hi = c.get("reply_min_length") or 0, c.get("reply_max_length", 255)
+        if lo > hi:
+            p.report(
+                p.close_loc() or loc,
+                Severity.GENERAL_ERROR,
+                f"UDP_CHECK min_reply length {lo} > max_reply_length {hi} - will always fail",
+                "make min_reply_length at most max_reply_length (255 unless set)",
+            )
     if keyword == "PLUGIN":
         obj: Any = PluginCheck(c["plugin"], c.get("options"), common)
     else:
@@ -1201,7 +1418,7 @@ def install(root: Table) -> None:
     kw(root, "virtual_server_group", _vsg)
     vs = block(root, "virtual_server", _vs, _vs_end)
     kw(vs, "ip_family", _ip_family)
-    kw(vs, "retry", _vs_int("retry", 0, 2**32 - 1))
+    kw(vs, "retry", _vs_retry)
     kw(vs, "delay_before_retry", _vs_timer("delay_before_retry", 0))
     kw(vs, "warmup", _vs_timer("warmup", 0))
     kw(vs, "connect_timeout", _vs_timer("connect_timeout", 0.000001, UINT_TIMER_MAX))
@@ -1237,7 +1454,7 @@ def install(root: Table) -> None:
     kw(vs, "quorum_down", _quorum_script("quorum_down"))
     kw(vs, "quorum", _quorum)
     kw(vs, "hysteresis", _vs_int("hysteresis", 0, 2**32 - 1))
-    kw(vs, "weight", generic)
+    kw(vs, "weight", _vs_weight)
     kw(vs, "sorry_server", _ssvr)
     kw(vs, "sorry_server_inhibit", _ss_inhibit)
     kw(vs, "sorry_server_lvs_method", _ss_forwarding)
@@ -1251,7 +1468,7 @@ def install(root: Table) -> None:
     kw(rs, "notify_up", _rs_notify("notify_up"))
     kw(rs, "notify_down", _rs_notify("notify_down"))
     kw(rs, "alpha", _alpha)
-    kw(rs, "retry", _vs_int("retry", 0, 2**32 - 1))
+    kw(rs, "retry", _vs_retry)
     kw(rs, "delay_before_retry", _vs_timer("delay_before_retry", 0))
     kw(rs, "warmup", _vs_timer("warmup", 0))
     kw(rs, "connect_timeout", _vs_timer("connect_timeout", 0.000001, UINT_TIMER_MAX))
@@ -1309,7 +1526,7 @@ def install(root: Table) -> None:
     dns = block(rs, "DNS_CHECK", _checker("DNS_CHECK"), _checker_end)
     install_common(dns, connection=True)
     kw(dns, "type", _dns_type)
-    kw(dns, "name", _ck_set("name"))
+    kw(dns, "name", _dns_name)
 
     fc = block(rs, "FILE_CHECK", _checker("FILE_CHECK"), _checker_end)
     kw(fc, "track_file", _fc_track_file)

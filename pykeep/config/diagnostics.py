@@ -66,9 +66,13 @@ class Diagnostic:
     severity: Severity
     message: str
     hint: str | None = None
+    # Shown with its file even at line 0: keepalived names an included file
+    # in every message (lib/parser.c vreport_config_error), and the pieces of
+    # a long first line carry line 0 (see lexer._fgets_lines).
+    named: bool = False
 
     def __str__(self) -> str:
-        if self.loc is not None and self.loc.line > 0:
+        if self.loc is not None and (self.loc.line > 0 or self.named):
             text = f"({self.loc.file}: Line {self.loc.line}) {self.message}"
         else:
             text = self.message

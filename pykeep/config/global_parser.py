@@ -20,8 +20,6 @@ _ACCEPTED = [
     "bfd_process_name",
     "max_auto_priority",
     "min_auto_priority_delay",
-    "smtp_alert_checker",
-    "no_email_faults",
     "default_interface",
     "disable_local_igmp",
     "vrrp_iptables",
@@ -37,9 +35,7 @@ _ACCEPTED = [
     "vrrp_cpu_affinity",
     "vrrp_rlimit_rttime",
     "vrrp_rlimit_rtime",
-    "vrrp_notify_priority_changes",
     "fifo_write_vrrp_states_on_reload",
-    "lvs_notify_fifo_script",
     "checker_priority",
     "checker_no_swap",
     "checker_rt_priority",
@@ -73,14 +69,9 @@ _ACCEPTED = [
     "lvs_netlink_monitor_rcv_bufs",
     "lvs_netlink_monitor_rcv_bufs_force",
     "rs_init_notifies",
-    "no_checker_emails",
     "vrrp_rx_bufs_policy",
     "vrrp_rx_bufs_multiplier",
-    "vrrp_startup_delay",
-    "log_unknown_vrids",
-    "vmac_prefix",
     "vmac_addr_prefix",
-    "umask",
     "random_seed",
     "reload_check_config",
     "reload_time_file",
@@ -134,19 +125,39 @@ def _str_key(key: str) -> object:
 
 
 # Flags whose handler fails the test on other words (global_parser.c), with the
-# words each also takes and keepalived's sentence for anything else.
+# words each takes after the keyword and keepalived's sentence for anything
+# else.  Only checker_log_all_failures reads true/false (check_true_false,
+# case-sensitive); dynamic_interfaces_handler knows only allow_if_changes and
+# lvs_flush_on_stop_handler only "VS".
 _FLAG_ERRORS: dict[str, tuple[frozenset[str], str]] = {
     "checker_log_all_failures": (
-        frozenset(),
+        frozenset({"true", "on", "yes", "false", "off", "no"}),
         "Invalid value for checker_log_all_failures specified",
     ),
     "dynamic_interfaces": (
         frozenset({"allow_if_changes"}),
         "Unknown dynamic_interfaces option '{v}'",
     ),
-    "lvs_flush_on_stop": (frozenset({"vs", "VS"}), "Unknown lvs_flush_on_stop type {v}"),
+    "lvs_flush_on_stop": (frozenset({"VS"}), "Unknown lvs_flush_on_stop type {v}"),
 }
-_TRUE_FALSE = frozenset({"true", "false", "on", "off", "yes", "no"})
+_FALSE_WORDS = frozenset({"false", "off", "no"})
+
+
+def _log_unknown_vrids(p: Parser, line: Line) -> None:
+    # global_parser.c vrrp_log_unknown_vrids_handler: set, whatever follows
+    _g(p)["log_unknown_vrids"] = True
+
+
+def _startup_delay(p: Parser, line: Line) -> None:
+    # global_parser.c vrrp_startup_delay_handler (the value is judged in values.py)
+    v = p.decimal_arg(line, 0.001, _MAX_TIMER)
+    if v is not None:
+        _g(p)["vrrp_startup_delay"] = v
+
+
+def _no_email_faults(p: Parser, line: Line) -> None:
+    # global_parser.c no_email_faults_handler: set, whatever follows the keyword
+    _g(p)["no_email_faults"] = True
 
 
 def _flag_key(key: str) -> object:
@@ -155,15 +166,83 @@ def _flag_key(key: str) -> object:
     def handler(p: Parser, line: Line) -> None:
         if message and len(line.words) > 1:
             v = line.words[1]
-            if v.lower() not in _TRUE_FALSE and v not in words:
-                p.error(message.format(v=v), "use the bare keyword, or true/false")
+            if v not in words:
+                also = ", or " + "/".join(sorted(words)) if words else ""
+                p.error(message.format(v=v), f"use the bare keyword{also}")
                 return
-            if v in words:
-                _g(p)[key] = True
-                return
+            _g(p)[key] = v not in _FALSE_WORDS
+            return
         _g(p)[key] = p.flag(line)
 
     return handler
+
+
+_UMASK_BITS = frozenset(f"I{m}{w}" for m in "RWX" for w in ("USR", "GRP", "OTH"))
+
+
+def _umask(p: Parser, line: Line) -> None:
+    """Judged as global_parser.c umask_handler judges it; pykeep does not act on it.
+
+    A word starting with a digit is a number (strtol base 0, permission bits
+    only); otherwise the words are ``IRUSR|IWGRP…`` names, five letters each,
+    joined by '|'.
+    """
+    p.accept(line)
+    mask = line.words[1] if len(line.words) > 1 else ""
+    if mask[:1].isdigit():
+        if len(line.words) != 2:
+            p.error("Extra parameter(s) to umask option", "write: umask 022")
+            return
+        n = _c_long_base0(mask)
+        if n is None or n < 0 or n & ~0o777:
+            p.error(f"invalid umask value {mask}", "write: umask 022")
+        return
+    need_or = False
+    for word in line.words[1:]:
+        i = 0
+        while i < len(word):
+            if need_or:
+                if word[i] == "|":
+                    need_or = False
+                    i += 1
+                    continue
+                p.error(f"Invalid umask syntax {word}", "join the bits with '|': IWGRP|IWOTH")
+                return
+            if word[i : i + 5] not in _UMASK_BITS:
+                p.error(f"Unknown umask bit {word[i:]}", "bits are IRUSR, IWGRP, IXOTH …")
+                return
+            i += 5
+            need_or = True
+    if not need_or:
+        p.error("umask missing bit value", "write: umask 022")
+
+
+def _c_long_base0(s: str) -> int | None:
+    """strtol(s, &end, 0) when it must consume the whole word (0x…, 0… octal, decimal)."""
+    t = s.lstrip(" \t\n\v\f\r")
+    sign = -1 if t[:1] == "-" else 1
+    t = t[1:] if t[:1] in "+-" else t
+    try:
+        if t[:2].lower() == "0x":
+            return sign * int(t[2:], 16) if t[2:].isalnum() else None
+        if t[:1] == "0" and len(t) > 1:
+            return sign * int(t[1:], 8) if t[1:].isdigit() else None
+        return sign * int(t) if t.isdigit() and t.isascii() else None
+    except ValueError:
+        return None
+
+
+def _child_wait_time(p: Parser, line: Line) -> None:
+    """global_parser.c child_wait_handler: judged (0..UINT_MAX seconds), then not acted on."""
+    p.accept(line)
+    if p.int_arg(line, 0, 2**32 - 1) is None:
+        p.error(f"Invalid child_wait_time {line.words[1]}", "child_wait_time takes whole seconds")
+
+
+def _smtp_helo_name(p: Parser, line: Line) -> None:
+    # global_parser.c smtphelo_handler: without a name, nothing is set or said.
+    if len(line.words) > 1:
+        _g(p)["smtp_helo_name"] = line.words[1]
 
 
 def _smtp_server(p: Parser, line: Line) -> None:
@@ -177,27 +256,35 @@ def _smtp_server(p: Parser, line: Line) -> None:
             p.error(f"Invalid smtp server {v} {port}", "write: smtp_server HOST [PORT]")
             return
         host = f"{v} {port}"
-    if not _host_like(v):
-        # global_parser.c smtp_server_handler: keepalived resolves the name and
-        # reports what it could not (the port defaults to 25 in its message).
+    if not _resolves(v):
+        # global_parser.c smtpserver_handler: keepalived reports what neither
+        # parses as an address nor resolves (the port defaults to 25 in its message).
         port = line.words[2] if len(line.words) > 2 else "25"
         p.error(f"Invalid smtp server {v} {port}", "write: smtp_server ADDRESS|HOSTNAME [PORT]")
         return
     _g(p)["smtp_server"] = host
 
 
-def _host_like(v: str) -> bool:
-    """An address, or a name that could resolve (the parser does no lookups)."""
+def _resolves(v: str) -> bool:
+    """An address, or a name the resolver knows: what ``keepalived -t`` accepts.
+
+    keepalived tries the word as an address (unless it holds '-' or '/'),
+    then asks getaddrinfo (lib/utils.c domain_stosockaddr), so an
+    unresolvable name fails its config test; pykeep asks the same resolver.
+    """
     try:
         ipaddress.ip_address(v)
         return True
     except ValueError:
         pass
-    labels = v.rstrip(".").split(".")
-    return len(v) <= 253 and all(
-        0 < len(x) <= 63 and x.replace("-", "").replace("_", "").isalnum() and x.isascii()
-        for x in labels
-    )
+    if not v or len(v) > 253 or "\x00" in v:
+        return False
+    from _socket import getaddrinfo  # only configurations naming an SMTP host pay for it
+
+    try:
+        return bool(getaddrinfo(v, None))
+    except (OSError, UnicodeError, ValueError):
+        return False
 
 
 def _smtp_timeout(p: Parser, line: Line) -> None:
@@ -213,10 +300,16 @@ def _script_user(p: Parser, line: Line) -> None:
     if v is None:
         return
     group = line.words[2] if len(line.words) > 2 else None
-    from pykeep.config.script_user import user_known
+    from pykeep.config.script_user import FAILED_SCRIPT_USER, user_known
 
-    if not user_known(v, group):
-        # global_parser.c script_user_handler: set_default_script_user failed.
+    g = _g(p)
+    if g.get(FAILED_SCRIPT_USER) or not user_known(v, group):
+        # global_parser.c script_user_handler: set_default_script_user failed,
+        # and stays failed (lib/notify.c default_user_fail): every script
+        # without a user of its own is then dropped, as keepalived drops it.
+        g[FAILED_SCRIPT_USER] = True
+        g.pop("script_user", None)
+        g.pop("script_group", None)
         p.error("Error setting global script uid/gid", "name an existing user (and group)")
         return
     _g(p)["script_user"] = v
@@ -256,6 +349,20 @@ def _timer_key(key: str, lo: float, hi: float = _MAX_TIMER) -> object:
             p.error(f"{line.words[0]} '{line.words[1] if len(line.words) > 1 else ''}' is invalid")
             return
         _g(p)[key] = v
+
+    return handler
+
+
+def _seconds_key(key: str, hi: int, message: str) -> object:
+    """Whole seconds, 0..hi (global_parser.c vrrp_garp_delay_handler and friends:
+    read_unsigned_strvec, so '0.5' is refused as keepalived refuses it)."""
+
+    def handler(p: Parser, line: Line) -> None:
+        v = p.int_arg(line, 0, hi)
+        if v is None:
+            p.error(message.format(v=line.words[1]), f"{key} takes whole seconds, 0 to {hi}")
+            return
+        _g(p)[key] = float(v)
 
     return handler
 
@@ -310,10 +417,27 @@ def _min_garp(p: Parser, line: Line) -> None:
 
 
 def _fifo(key: str) -> object:
+    kind = key[:-11]
+
     def handler(p: Parser, line: Line) -> None:
         # notify_fifo FIFO_NAME [username [groupname]]; the FIFO is a path,
         # kept as a Script so its user/group stay attached.
-        if p.opt_arg(line, f"No {key[:-11]}notify_fifo name specified") is None:
+        if p.opt_arg(line, f"No {kind}notify_fifo name specified") is None:
+            return
+        if key in _g(p):
+            # global_parser.c notify_fifo: the first FIFO stands.
+            p.error(f"{kind}notify_fifo already specified - ignoring {line.words[1]}")
+            return
+        from pykeep.config.script_user import fifo_kept
+
+        user = line.words[2] if len(line.words) > 2 else None
+        group = line.words[3] if len(line.words) > 3 else None
+        if not fifo_kept(p, user, group):
+            p.error(
+                f"Invalid user/group for {kind}notify_fifo {line.words[1]} - ignoring",
+                "the words after the FIFO are USER [GROUP]",
+                Severity.INFO,
+            )
             return
         sc = p.script(line, key)
         if sc is not None:
@@ -349,7 +473,11 @@ def _nftables_priority(p: Parser, line: Line) -> None:
 
 def _fifo_script(key: str) -> object:
     def handler(p: Parser, line: Line) -> None:
-        # global_parser.c notify_fifo_script: the FIFO's name is appended at start-up
+        # global_parser.c notify_fifo_script: the FIFO's name is appended at
+        # start-up; the first script stands.
+        if key in _g(p) and len(line.words) > 1:
+            p.error(f"{key[:-18]}notify_fifo_script already specified - ignoring {line.words[1]}")
+            return
         sc = p.script(line, key, f"No {key[:-18]}notify_fifo_script specified")
         if sc is not None:
             _g(p)[key] = sc
@@ -411,36 +539,91 @@ def _lvs_timeouts(p: Parser, line: Line) -> None:
 
 
 def _lvs_sync_daemon(p: Parser, line: Line) -> None:
+    """global_parser.c lvs_syncd_handler, word for word.
+
+    ``IFACE [VRRP_INSTANCE] [inst NAME] [id N] [maxlen N] [port N] [ttl N]
+    [group IP]``; the old form's third word is the sync id.  What is wrong
+    is reported and left out; without an instance the daemon never starts
+    (it follows no VRRP instance), as in keepalived.
+    """
     w = line.words
-    if len(w) < 3:
+    g = _g(p)
+    old = g.get("lvs_sync_daemon")
+    if isinstance(old, LvsSyncDaemon):
         p.error(
-            "lvs_sync_daemon requires interface, VRRP instance",
-            "write: lvs_sync_daemon IFACE VRRP_INSTANCE "
-            "[id N] [maxlen N] [port N] [ttl N] [group IP]",
+            f"lvs_sync_daemon has already been specified as {old.interface} "
+            f"{old.vrrp_instance} - ignoring"
         )
         return
+    if len(w) < 2:
+        p.error("lvs_sync_daemon requires interface", "write: lvs_sync_daemon IFACE VRRP_INSTANCE")
+        return
+    if len(w[1].encode()) >= 16:
+        p.error(f"lvs_sync_daemon interface name '{w[1]}' too long - ignoring")
+        return
+    inst: str | None = None
     opts: dict[str, object] = {}
-    i = 3
+    limits = {"id": (0, 255), "maxlen": (1, 65535 - 20 - 8), "port": (1, 65535), "ttl": (1, 255)}
+    names = {"id": "sync_id", "maxlen": "maxlen", "port": "port", "ttl": "ttl"}
+    i = 2
     while i < len(w):
         opt = w[i]
-        if i + 1 >= len(w):
-            p.error(f"lvs_sync_daemon: option '{opt}' needs a value")
-            break
-        val = w[i + 1]
-        if opt == "id":
-            opts["sync_id"] = p.to_int(val, 0, 255, line, "lvs_sync_daemon id")
-        elif opt == "maxlen":
-            opts["maxlen"] = p.to_int(val, 1, 65535 - 20 - 8, line, "lvs_sync_daemon maxlen")
-        elif opt == "port":
-            opts["port"] = p.to_int(val, 1, 65535, line, "lvs_sync_daemon port")
-        elif opt == "ttl":
-            opts["ttl"] = p.to_int(val, 1, 255, line, "lvs_sync_daemon ttl")
-        elif opt == "group":
-            opts["group"] = p.ip(val, line.loc, "lvs_sync_daemon group")
+        last = i == len(w) - 1
+        if opt == "inst":
+            if inst is not None:
+                p.error(
+                    f"lvs_sync_daemon vrrp instance has already been specified as {inst} - ignoring"
+                )
+            elif not last:
+                inst = w[i + 1]
+            i += 2
+            continue
+        if opt in limits:
+            if last:
+                tail = "defaulting to vrid" if opt == "id" else "ignoring"
+                p.error(f"No value specified for lvs_sync_daemon {opt}, {tail}")
+                i += 1
+                continue
+            lo, hi = limits[opt]
+            v = p.to_int(w[i + 1], lo, hi, line, f"lvs_sync_daemon {opt}")
+            if v is None:
+                if opt == "id":
+                    p.error(f"Invalid syncid ({w[i + 1]}) - defaulting to vrid")
+                else:
+                    p.error(f"Invalid lvs_sync_daemon {opt} ({w[i + 1]}) - ignoring")
+            else:
+                opts[names[opt]] = v
+            i += 2
+            continue
+        if opt == "group":
+            if last:
+                p.error("No value specified for lvs_sync_daemon group - ignoring")
+                i += 1
+                continue
+            try:
+                addr = ipaddress.ip_address(w[i + 1])
+            except ValueError:
+                p.error(f"Invalid lvs_sync_daemon group ({w[i + 1]}) - ignoring")
+            else:
+                if addr.is_multicast:
+                    opts["group"] = addr
+                else:
+                    p.error(f"lvs_sync_daemon group address {w[i + 1]} is not multicast - ignoring")
+            i += 2
+            continue
+        if i == 2:
+            inst = opt  # the old form: IFACE VRRP_INSTANCE [SYNC_ID]
+        elif i == 3:
+            v = p.to_int(opt, 0, 255, line, "lvs_sync_daemon id")
+            if v is None:
+                p.error(f"Invalid syncid ({opt}) - defaulting to vrid")
+            else:
+                p.error('Please use keyword "id" before lvs_sync_daemon SYNCID')
+                opts["sync_id"] = v
         else:
             p.error(f"Unknown option {opt} specified for lvs_sync_daemon")
-        i += 2
-    _g(p)["lvs_sync_daemon"] = LvsSyncDaemon(w[1], w[2], **opts)  # type: ignore[arg-type]
+        i += 1
+    g["lvs_sync_daemon"] = LvsSyncDaemon(w[1], inst or "", **opts)  # type: ignore[arg-type]
     p.state.interface_refs.append((w[1], line.loc, "lvs_sync_daemon"))
 
 
@@ -471,9 +654,9 @@ def install(root: Table) -> None:
         "linkbeat_use_polling",
         "net_namespace_ipvs",
         "namespace_with_ipsets",
-        "child_wait_time",
     ):
         kw(root, name, generic)
+    kw(root, "child_wait_time", _child_wait_time)
     kw(root, "net_namespace", _once("net_namespace", "net_namespace"))
     kw(root, "instance", _once("instance", "instance"))
     kw(root, "use_pid_dir", _use_pid_dir)
@@ -485,6 +668,7 @@ def install(root: Table) -> None:
         "notification_email": _email,
         "notification_email_from": _str_key("notification_email_from"),
         "smtp_server": _smtp_server,
+        "umask": _umask,
         "smtp_connect_timeout": _smtp_timeout,
         "enable_script_security": _flag_key("enable_script_security"),
         "script_user": _script_user,
@@ -493,13 +677,23 @@ def install(root: Table) -> None:
         "vrrp_mcast_group6": _mcast,
         "vrrp_garp_interval": _timer_key("vrrp_garp_interval", 0.000001),
         "vrrp_gna_interval": _timer_key("vrrp_gna_interval", 0.000001),
-        "vrrp_garp_master_delay": _timer_key("vrrp_garp_master_delay", 0, 2**31),
+        "vrrp_garp_master_delay": _seconds_key(
+            "vrrp_garp_master_delay", 4294, "vrrp_garp_master_delay '{v}' invalid - ignoring"
+        ),
         "vrrp_garp_master_repeat": _int_key("vrrp_garp_master_repeat", 0, 2**31 - 1),
-        "vrrp_garp_master_refresh": _timer_key("vrrp_garp_master_refresh", 0, 2**31),
+        "vrrp_garp_master_refresh": _seconds_key(
+            "vrrp_garp_master_refresh",
+            2**32 - 1,
+            "Invalid vrrp_garp_master_refresh '{v}' - ignoring",
+        ),
         "vrrp_garp_master_refresh_repeat": _int_key(
             "vrrp_garp_master_refresh_repeat", 0, 2**31 - 1
         ),
-        "vrrp_garp_lower_prio_delay": _timer_key("vrrp_garp_lower_prio_delay", 0, 2**31),
+        "vrrp_garp_lower_prio_delay": _seconds_key(
+            "vrrp_garp_lower_prio_delay",
+            4294,
+            "vrrp_garp_lower_prio_delay '{v}' invalid - ignoring",
+        ),
         "vrrp_garp_lower_prio_repeat": _int_key("vrrp_garp_lower_prio_repeat", 0, 2**31 - 1),
         "vrrp_skip_check_adv_addr": _flag_key("vrrp_skip_check_adv_addr"),
         "vrrp_down_timer_adverts": _down_timer_adverts,
@@ -513,11 +707,19 @@ def install(root: Table) -> None:
         "notify_fifo": _fifo("notify_fifo"),
         "notify_fifo_script": _fifo_script("notify_fifo_script"),
         "vrrp_notify_fifo_script": _fifo_script("vrrp_notify_fifo_script"),
+        "lvs_notify_fifo_script": _fifo_script("lvs_notify_fifo_script"),
         "startup_script_timeout": _script_timeout("startup"),
         "shutdown_script_timeout": _script_timeout("shutdown"),
         "smtp_alert": _flag_key("smtp_alert"),
         "smtp_alert_vrrp": _flag_key("smtp_alert_vrrp"),
-        "smtp_helo_name": _str_key("smtp_helo_name"),
+        "no_email_faults": _no_email_faults,
+        "smtp_alert_checker": _flag_key("smtp_alert_checker"),
+        "no_checker_emails": _flag_key("no_checker_emails"),
+        "vrrp_notify_priority_changes": _flag_key("vrrp_notify_priority_changes"),
+        "vrrp_startup_delay": _startup_delay,
+        "log_unknown_vrids": _log_unknown_vrids,
+        "vmac_prefix": _str_key("vmac_prefix"),
+        "smtp_helo_name": _smtp_helo_name,
         "nftables": _nftables,
         "nftables_priority": _nftables_priority,
         "vrrp_notify_fifo": _fifo("vrrp_notify_fifo"),

@@ -462,11 +462,17 @@ def _fgets_lines(lines: list[str]) -> tuple[list[str], list[int], list[int]]:
                 piece = piece[:nul]
             if piece.endswith(b"\n"):
                 parent += 1
-            text = piece.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+            raw = piece.rstrip(b"\r\n")
+            text = raw.decode("utf-8", "surrogateescape")
             out.append(text)
             parent_nos.append(parent)
-            copied = decomment(text, literal_escapes=True)[0]
-            if len(copied.encode("utf-8", "surrogateescape")) >= _FGETS_BYTES:
+            # decomment never lengthens a line: only a full piece can still fill
+            # the buffer once decommented.
+            if (
+                len(raw) >= _FGETS_BYTES
+                and len(decomment(text, literal_escapes=True)[0].encode("utf-8", "surrogateescape"))
+                >= _FGETS_BYTES
+            ):
                 nos.append(child)  # then its newline, alone
                 child += 1
             else:

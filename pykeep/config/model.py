@@ -8,6 +8,9 @@ objects and nothing else of the configuration.
 Conventions:
 - Every object is a frozen dataclass; collections are tuples.
 - ``loc`` is where the object was declared, for diagnostics at run time.
+  It takes no part in ``==`` and ``hash``: a block that only moved to
+  another line says the same thing, so a reload that shifts lines changes
+  nothing (keepalived's clear_diff_* compare settings, never positions).
 - A value that keepalived inherits from an enclosing block (``retry``,
   ``delay_loop``, ``inhibit_on_failure`` …) is ``None`` here when the block
   did not set it; ``healthcheck`` and ``ipvs`` resolve the inheritance chain
@@ -102,7 +105,8 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
     ns: dict[str, Any] = {"_set": _set, "_cls": dc, "_twin": twin}
     params: list[str] = []
     for f in flds:
-        plain = f.init and f.repr and f.compare and f.hash is None
+        # compare=False (``loc``) leaves a field out of == and hash, as dataclass does.
+        plain = f.init and f.repr and f.hash is None
         if not plain or f.default_factory is not MISSING:
             raise TypeError(f"{dc.__name__}.{f.name}: a field option frozen_dataclass lacks")
         if f.default is MISSING:
@@ -114,10 +118,11 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
     annotations = {f.name: f.type for f in flds} | {"return": None}
     _SPECS[dc] = (", ".join(params), ns, body, annotations)
     dc.__init__ = _LazyInit()
-    # The fields as a tuple, as dataclass's generated __eq__/__hash__ compare them.
-    key: Callable[[Any], Any] = attrgetter(*names)
-    if len(names) == 1:
-        key = lambda o: (getattr(o, names[0]),)  # noqa: E731
+    # The compared fields as a tuple, as dataclass's generated __eq__/__hash__ compare them.
+    compared = tuple(f.name for f in flds if f.compare)
+    key: Callable[[Any], Any] = attrgetter(*compared)
+    if len(compared) == 1:
+        key = lambda o: (getattr(o, compared[0]),)  # noqa: E731
 
     def __eq__(self: Any, other: object) -> Any:
         if other.__class__ is self.__class__:
@@ -276,7 +281,7 @@ class Script:
     argv: tuple[str, ...]
     user: str | None = None
     group: str | None = None
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
     @property
     def path(self) -> str:
@@ -353,6 +358,13 @@ class GlobalDefs:
     shutdown_script_timeout: float = 10.0
     smtp_alert: bool | None = None  # None: alert when notification_email is set
     smtp_alert_vrrp: bool | None = None
+    no_email_faults: bool = False  # VRRP alerts skip FAULT (vrrp_notify.c)
+    vrrp_notify_priority_changes: bool = False  # MASTER_/BACKUP_PRIORITY FIFO lines
+    vrrp_startup_delay: float = 0.0  # no takeover before it has passed (vrrp_scheduler.c)
+    log_unknown_vrids: bool = False  # log adverts for VRIDs no instance runs
+    smtp_alert_checker: bool | None = None  # real servers' default (check_data.c)
+    no_checker_emails: bool = False  # mail only when a real server's state changes
+    vmac_prefix: str | None = None  # unnamed VMACs are PREFIX.VRID (vrrp.c create_vmac_name)
     smtp_helo_name: str | None = None
     nftables: str | None = None  # table name ("keepalived" when given bare)
     nftables_priority: int = -1
@@ -399,7 +411,7 @@ class IPAddressSpec:
     scope: str | None = None
     broadcast: ipaddress.IPv4Address | None = None
     no_track: bool = False
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
     @property
     def family(self) -> int:
@@ -419,7 +431,7 @@ class RouteSpec:
     metric: int | None = None
     kind: str | None = None  # blackhole, unreachable, prohibit, …
     options: tuple[str, ...] = ()  # the rest of the line, verbatim
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -432,7 +444,7 @@ class RuleSpec:
     """
 
     words: tuple[str, ...]
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
     preference: int | None = None
     family: int = 4
 
@@ -461,7 +473,7 @@ class VrrpScript:
     user: str | None = None
     group: str | None = None
     init_fail: bool = False
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -473,7 +485,7 @@ class VrrpTrackFile:
     weight: int = 1
     weight_reverse: bool = False
     init_file: int | None = None  # value written when the file is missing
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -498,7 +510,7 @@ class VrrpTrackProcess:
     quorum_max: int = 2**32 - 1
     terminate_delay: float = 0.0
     fork_delay: float = 0.0
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -523,7 +535,7 @@ class BfdInstance:
     max_hops: int = 0
     weight: int = 0  # the default weight of track_bfd references
     weight_reverse: bool = False
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -538,7 +550,7 @@ class TrackRef:
     name: str
     weight: int | None = None
     reverse: bool = False
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -548,7 +560,7 @@ class UnicastPeer:
     address: IPAddress
     min_ttl: int | None = None
     max_ttl: int | None = None
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -613,11 +625,15 @@ class VrrpInstance:
     garp_extra_if: float | None = None  # None: global vrrp_garp_extra_if (and its 'all')
     garp_extra_if_all: bool = False
     use_vmac: str | None = None  # the vmac interface name, "" for the default
+    vmac_mac: str | None = None  # use_vmac's own MAC (vrrp_vmac_handler); None: the RFC's
+    # None: the sync group's, else global vrrp_notify_priority_changes
+    notify_priority_changes: bool | None = None
+    promote_secondaries: bool = False  # on the interface while running (vrrp/ifconfig.py)
     vmac_xmit_base: bool = False  # adverts on the base interface, VIPs on the vmac
     accept: bool | None = None
     v3_checksum_as_v2: bool = False
     lvs_sync_daemon_interface: str | None = None
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
     @property
     def is_unicast(self) -> bool:
@@ -637,9 +653,10 @@ class VrrpSyncGroup:
     track_bfd: tuple[TrackRef, ...] = ()
     track_process: tuple[TrackRef, ...] = ()
     smtp_alert: bool | None = None
+    notify_priority_changes: bool | None = None  # None: global vrrp_notify_priority_changes
     global_tracking: bool = False
     sync_group_tracking_weight: bool = False
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 # --------------------------------------------------------------------------
@@ -666,7 +683,7 @@ class CheckerCommon:
     delay_before_retry: float | None = None
     alpha: bool | None = None
     log_all_failures: bool | None = None
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -691,7 +708,7 @@ class HttpUrl:
     regex_no_match: bool = False
     regex_options: tuple[str, ...] = ()
     virtualhost: str | None = None
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -859,7 +876,7 @@ class RealServer:
     smtp_alert: bool | None = None
     virtualhost: str | None = None
     checkers: tuple[Checker, ...] = ()
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -874,7 +891,7 @@ class VsgEntry:
     last: IPAddress | None = None
     port: int | None = None
     fwmark: int | None = None
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -887,7 +904,7 @@ class LocalAddressGroup:
 
     name: str
     addresses: tuple[IPAddress, ...] = ()
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -896,7 +913,7 @@ class VirtualServerGroup:
 
     name: str
     entries: tuple[VsgEntry, ...] = ()
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
 
 @frozen_dataclass
@@ -943,7 +960,7 @@ class VirtualServer:
     sorry_server_inhibit: bool = False
     real_servers: tuple[RealServer, ...] = ()
     smtp_alert: bool | None = None
-    loc: Loc = NOWHERE
+    loc: Loc = field(default=NOWHERE, compare=False)
 
     @property
     def key(self) -> str:

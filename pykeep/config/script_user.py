@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pykeep.config.diagnostics import Severity
 from pykeep.config.model import Loc, Script
-from pykeep.script_security import DEFAULT_SCRIPT_USER, default_user_missing, resolve_identity
+from pykeep.script_security import DEFAULT_SCRIPT_USER, default_user_missing
 
 TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 #: Keywords whose scripts keepalived reads with ``notify_script_init`` (user and
 #: group follow the command).  vrrp_script and MISC_CHECK take a ``user``
-#: keyword instead; the notify FIFOs name a file, not a script.
+#: keyword instead; the notify FIFOs name a file (global_parser.c notify_fifo
+#: judges its user the same way: ``fifo_kept``).
 NOTIFY_INIT_KINDS = frozenset(
     {
         "notify_master",
@@ -43,17 +44,32 @@ NOTIFY_INIT_KINDS = frozenset(
         "quorum_down",
         "startup_script",
         "shutdown_script",
+        # global_parser.c notify_fifo_script: notify_script_init(1, …)
+        "notify_fifo_script",
+        "vrrp_notify_fifo_script",
+        "lvs_notify_fifo_script",
     }
 )
 
 _REPORTED = "_default_script_user_reported"
+#: global_defs' mark that a ``script_user`` line named no such user.
+FAILED_SCRIPT_USER = "_script_user_failed"
 
 
 def user_known(user: str, group: str | None) -> bool:
-    """Whether keepalived's set_uid_gid finds the user (and group)."""
+    """Whether keepalived's set_uid_gid finds the user (and group).
+
+    keepalived looks both up by name only (getpwnam_r, getgrnam_r): a number
+    is a name no account has, so ``user 1`` is refused even where uid 1 exists.
+    """
+    import grp
+    import pwd
+
     try:
-        resolve_identity(user, group)
-    except ValueError:
+        pwd.getpwnam(user)
+        if group is not None:
+            grp.getgrnam(group)
+    except (KeyError, ValueError):
         return False
     return True
 
@@ -61,6 +77,8 @@ def user_known(user: str, group: str | None) -> bool:
 def default_missing(p: Parser, loc: Loc | None = None) -> bool:
     """True when no default user exists; reports keepalived's error the first time."""
     g = p.state.global_defs
+    if g.get(FAILED_SCRIPT_USER):
+        return True  # notify.c get_default_script_user: default_user_fail, said already
     if not default_user_missing(g.get("script_user"), bool(g.get("enable_script_security"))):
         return False
     if not g.get(_REPORTED):
@@ -162,3 +180,10 @@ def misc_user_kept(p: Parser, sc: Script, own_user: bool, user_loc: Loc | None =
         "MISC_CHECK",
         user_loc,
     )
+
+
+def fifo_kept(p: Parser, user: str | None, group: str | None) -> bool:
+    """global_parser.c ``notify_fifo``: a FIFO whose user is unknown is dropped (a log line)."""
+    if user is not None:
+        return user_known(user, group)
+    return not default_missing(p)

@@ -366,6 +366,7 @@ def validate_check(p: Parser) -> None:
         checked = _check_vs(p, vs, built, vsgs.get(vs.group or ""))
         if checked is not None:
             kept.append(checked)
+    _say_unmailed_checker_changes(p, kept)
     st.virtual_servers = [(vs, None) for vs in kept]
     extensions.validate(p)  # FNAT's local address groups (pykeep's own keywords)
     # A MISC_CHECK dropped for its user no longer runs its script, so it does not
@@ -527,6 +528,16 @@ def _complete_instance(
             "remove 'accept' or use VRRPv3",
         )
         accept = False
+    if strict and v.garp_lower_prio_repeat:
+        report(
+            "Strict mode requires no repeat garps. resetting",
+            "remove garp_lower_prio_repeat (strict mode sends no lower-priority GARPs)",
+        )
+    if strict and v.garp_lower_prio_delay:
+        report(
+            "Strict mode requires no repeat garp delay. resetting",
+            "remove garp_lower_prio_delay (strict mode sends no lower-priority GARPs)",
+        )
     if strict and v.lower_prio_no_advert is False:
         report(
             "Strict mode requires no lower priority advert. resetting",
@@ -569,8 +580,41 @@ def _complete_instance(
     if v.vmac_xmit_base and v.use_vmac is None:
         # vrrp.c vrrp_complete_instance.
         report("vmac_xmit_base is only valid with a vmac", "add use_vmac, or remove vmac_xmit_base")
+    vmac, vmac_mac, xmit_base = _complete_vmac(p, v, strict, g)
+    if meta.get("ipvlan"):
+        # vrrp.c vrrp_complete_instance: an ipvlan needs its own address, of the
+        # instance's family (printed without a line, as keepalived does).
+        fam = 4 if meta.get("ipvlan_v4") else 6 if meta.get("ipvlan_v6") else None
+        if v.family == 4 and fam is None:
+            report(
+                "IPv4 ipvlan requires a source ip address to be configured. "
+                "setting instance to fault state",
+                "give use_ipvlan an address: use_ipvlan 192.0.2.5/24",
+            )
+        elif fam is not None and fam != v.family:
+            report(
+                "IPv4 ipvlan address family does not match instance. "
+                "setting instance to fault state",
+                "give use_ipvlan an address of the instance's family",
+            )
+    if meta.get("own_tracked"):
+        report(
+            f"Ignoring track_interface {v.interface} since own interface",
+            f"remove {v.interface} from track_interface (dont_track_primary stops tracking it)",
+        )
+    promote = v.promote_secondaries
+    if promote and (vmac is not None or meta.get("ipvlan")):
+        report(
+            "promote_secondaries is automatically set for vmacs - ignoring",
+            "remove promote_secondaries (the VMAC has it on)",
+        )
+        promote = False
     done = replace(
         v,
+        promote_secondaries=promote,
+        use_vmac=vmac,
+        vmac_mac=vmac_mac,
+        vmac_xmit_base=xmit_base,
         version=int(version),
         priority=prio,
         initial_state=InitialState.MASTER if master else InitialState.BACKUP,
@@ -581,6 +625,81 @@ def _complete_instance(
         advert_int=adv,
     )
     return done, True
+
+
+# The checkers whose changes keepalived e-mails (check_tcp.c tcp_epilog and its
+# twins; pykeep/smtp.py CHECKER_TEXT); FILE_CHECK mails nothing.
+_MAILING_CHECKERS = frozenset(
+    {"TCP_CHECK", "UDP_CHECK", "HTTP_GET", "SSL_GET", "SMTP_CHECK", "DNS_CHECK", "PING_CHECK",
+     "MISC_CHECK"}
+)  # fmt: skip
+
+
+def _say_unmailed_checker_changes(p: Parser, kept: list[VirtualServer]) -> None:
+    """pykeep e-mails a real server's changes of state, which is all keepalived
+    mails with ``no_checker_emails``; without it keepalived also mails a checker
+    changing while another keeps the server down.  Said once for each real
+    server with several mailing checkers, where alerts are on."""
+    g = p.state.global_defs
+    if not g.get("notification_email") or not g.get("smtp_server") or g.get("no_checker_emails"):
+        return
+    for vs in kept:
+        for rs in vs.real_servers:
+            # check_data.c validate_check_config: a real server's alerts default to on
+            on = next(
+                (v for v in (rs.smtp_alert, g.get("smtp_alert_checker"), g.get("smtp_alert"))
+                 if v is not None),
+                True,
+            )  # fmt: skip
+            n = sum(1 for c in rs.checkers if c.keyword in _MAILING_CHECKERS)
+            if on and n > 1:
+                p.report(
+                    rs.loc,
+                    Severity.INFO,
+                    f"real server {rs.address} has {n} checkers: pykeep e-mails its changes"
+                    " of state (as keepalived does with no_checker_emails), not a checker's"
+                    " change while another keeps it down",
+                )
+
+
+def _complete_vmac(
+    p: Parser, v: VrrpInstance, strict: bool, g: dict[str, Any]
+) -> tuple[str | None, str | None, bool]:
+    """The VMAC's name, MAC and xmit_base as vrrp.c ``vrrp_complete_instance`` settles them.
+
+    Strict mode drops a configured MAC and ``vmac_xmit_base``; a five-octet
+    MAC gets the VRID as its last octet; an unnamed VMAC is called
+    ``PREFIX.VRID`` (``create_vmac_name``, PREFIX from ``vmac_prefix``,
+    else "vrrp"), the prefix cut so that the name fits IFNAMSIZ.
+    """
+    if v.use_vmac is None:
+        return None, None, v.vmac_xmit_base
+    mac = v.vmac_mac
+    if strict and mac is not None:
+        p.report(
+            v.loc,
+            Severity.GENERAL_ERROR,
+            f"({v.name}): cannot specify MAC address with strict mode - clearing",
+            "remove the MAC address from use_vmac (strict mode uses the RFC's)",
+        )
+        mac = None
+    if mac is not None and mac.count(":") == 4:
+        mac += f":{v.virtual_router_id:02x}"
+    xmit_base = v.vmac_xmit_base
+    if strict and xmit_base:
+        p.report(
+            v.loc,
+            Severity.GENERAL_ERROR,
+            f"({v.name}) xmit_base is incompatible with strict mode - resetting",
+            "remove vmac_xmit_base (strict mode sends adverts from the VMAC)",
+        )
+        xmit_base = False
+    name = v.use_vmac
+    if not name:
+        prefix = str(g.get("vmac_prefix") or "vrrp")
+        tail = f".{v.virtual_router_id}"
+        name = prefix[: 15 - len(tail)] + tail
+    return name, mac, xmit_base
 
 
 def _check_vs(

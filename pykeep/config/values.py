@@ -76,8 +76,7 @@ def number(lo: int, hi: int, message: str, missing: str | None = None) -> Check:
             elif missing:
                 p.error(missing.format(i=_instance(p)), f"give {line.words[0]} a number")
             return False
-        if line.words[1] == "":
-            return True  # '""': keepalived reads nothing and says nothing
+        # '""' is read as strtoul("") reads it: 0, which the range then judges.
         if p.to_int(line.words[1], lo, hi, line, line.words[0]) is None:
             p.error(
                 message.format(v=line.words[1], i=_instance(p)),
@@ -339,10 +338,26 @@ for _name, _missing in {
     "vmac_addr_prefix": None,
     "default_interface": "default_interface requires interface name",
     "dbus_service_name": "dbus_service_name missing - ignoring",
-    "reload_time_file": "reload_time_file invalid",
-    "tmp_config_directory": "tmp_config_directory missing directory name",
 }.items():
     _GLOBAL[_name] = word(_missing)
+
+
+def _config_directory(p: Parser, line: Line) -> bool:
+    """global_parser.c config_copy_directory_handler: the first directory named stands."""
+    key = f"_seen:{line.words[0]}"
+    g = p.state.global_defs
+    if g.get(key):
+        p.error(f"{line.words[0]} already specified - ignoring", f"keep one {line.words[0]}")
+        return False
+    if len(line.words) < 2:
+        p.error(f"{line.words[0]} missing directory name", f"write: {line.words[0]} DIR")
+        return False
+    g[key] = True
+    return True
+
+
+for _name in ("tmp_config_directory", "config_save_dir"):
+    _GLOBAL[_name] = _config_directory
 for _name in ("process_name", "vrrp_process_name", "checker_process_name"):
     _GLOBAL[_name] = process_name
 for _name in ("lvs_process_name", "bfd_process_name"):
@@ -372,18 +387,31 @@ def _snmp_socket(p: Parser, line: Line) -> bool:
 
 
 def _rx_bufs_policy(p: Parser, line: Line) -> bool:
-    """global_parser.c vrrp_rx_bufs_policy_handler: MTU, ADVERT or a size, word by word."""
+    """global_parser.c vrrp_rx_bufs_policy_handler, word by word.
+
+    MTU and ADVERT in any case; any other word makes keepalived read a size
+    from the *first* word (its handler indexes slot 1, not the word it is
+    on), so only a bad first word is reported, once per other word.  A size
+    with a policy, or both policies, is reported after the words.
+    """
     if len(line.words) < 2:
         p.error("vrrp_rx_bufs_policy missing", "give MTU, ADVERT or a size")
         return False
-    fine = True
+    mtu = advert = size = False
     for w in line.words[1:]:
-        if w in ("MTU", "ADVERT"):
-            continue
-        if p.to_int(w, 0, _UINT, line, line.words[0]) is None:
+        if w.upper() == "MTU":
+            mtu = True
+        elif w.upper() == "ADVERT":
+            advert = True
+        elif p.to_int(line.words[1], 0, _UINT, line, line.words[0]) is None:
             p.error(f"Invalid vrrp_rx_bufs_policy {w}", "give MTU, ADVERT or a size")
-            fine = False
-    return fine
+        else:
+            size = True
+    if size and (mtu or advert):
+        p.error("Cannot set vrrp_rx_bufs_policy size and policy, ignoring policy")
+    elif mtu and advert:
+        p.error("Cannot set both vrrp_rx_bufs_policy MTU and ADVERT, ignoring ADVERT")
+    return True
 
 
 def _positive(name: str) -> Check:
@@ -521,6 +549,10 @@ def words(n: int, message: str) -> Check:
         return True
 
     return check
+
+
+# global_parser.c reload_time_file_handler: exactly one file name.
+_GLOBAL["reload_time_file"] = words(2, "reload_time_file invalid")
 
 
 # check_parser.c vs_snmp_name_handler / rs_snmp_name_handler

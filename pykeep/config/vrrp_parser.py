@@ -27,7 +27,6 @@ from pykeep.config.model import (
     builder,
 )
 from pykeep.config.parser import Parser, Table, block, c_int, frozen, generic, kw, parse_ip
-from pykeep.config.support import warning_text
 
 TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
 if TYPE_CHECKING:
@@ -35,14 +34,11 @@ if TYPE_CHECKING:
 
 _INSTANCE_ACCEPTED = [
     "use_vmac_addr",
-    "use_ipvlan",
     "old_unicast_checksum",
     "native_ipv6",
     "vrf",
-    "promote_secondaries",
     "linkbeat_use_polling",
     "debug",
-    "notify_priority_changes",
     "kernel_rx_buf_size",
 ]
 
@@ -441,6 +437,18 @@ def _set(key: str, conv: str = "str") -> Any:
     return handler
 
 
+def _vmac_xmit_base(p: Parser, line: Line) -> None:
+    """vrrp_parser.c vrrp_vmac_xmit_base_handler: set, whatever words follow (even "off")."""
+    if len(line.words) > 1:
+        p.report(
+            line.loc,
+            Severity.INFO,
+            f"vmac_xmit_base: ignoring '{' '.join(line.words[1:])}' (keepalived sets it anyway)",
+            "write the bare keyword, or remove the line",
+        )
+    _vi(p)["vmac_xmit_base"] = True
+
+
 def _state(p: Parser, line: Line) -> None:
     v = p.arg(line)
     if v is None:
@@ -459,6 +467,10 @@ def _state(p: Parser, line: Line) -> None:
 def _interface(p: Parser, line: Line) -> None:
     v = p.arg(line)
     if v is None:
+        return
+    if len(v.encode("utf-8", "surrogateescape")) >= 16:
+        # vrrp_parser.c vrrp_int_handler: longer than IFNAMSIZ allows, not looked up.
+        p.error(f"Interface name '{v}' too long - ignoring", "interface names have 15 bytes")
         return
     d = _vi(p)
     d["interface"] = v
@@ -532,8 +544,19 @@ def _src_ip(key: str) -> Any:
         # keepalived ignores a "/prefix" or "-range" here (lib/utils.c
         # inet_stosockaddr cuts at the first '-', else at '/').
         a = p.ip(_sockaddr_text(v), line.loc, key)
-        if a is not None:
-            _vi(p)[key] = a
+        if a is None:
+            return
+        d = _vi(p)
+        fam = d.setdefault("_family", a.version)
+        if fam != a.version:
+            # vrrp_parser.c vrrp_srcip_handler: the instance's family is set.
+            p.error(
+                f"Configuration error: VRRP instance[{d.get('name')}] and src address[{v}] "
+                "MUST be of the same family !!! Skipping...",
+                "use a source address of the instance's family",
+            )
+            return
+        d[key] = a
 
     return handler
 
@@ -687,11 +710,22 @@ def _vrules(p: Parser, line: Line) -> None:
 
 
 def _unicast_peers(p: Parser, line: Line) -> None:
-    lst = _vi(p).setdefault("unicast_peers", [])
+    d = _vi(p)
+    lst = d.setdefault("unicast_peers", [])
     for ln in p.value_block(line):
         # A "/prefix" is dropped, as in keepalived (lib/utils.c inet_stosockaddr).
         a = p.ip(_sockaddr_text(ln.words[0]), ln.loc, "unicast peer")
         if a is None:
+            continue
+        if d.setdefault("_family", a.version) != a.version:
+            # vrrp_data.c alloc_unicast_peer: the instance's family is set.
+            p.report(
+                ln.loc,
+                Severity.GENERAL_ERROR,
+                f"Configuration error: VRRP instance[{d.get('name')}] and unicast peer "
+                f"address[{ln.words[0]}] MUST be of the same family !!! Skipping...",
+                "use unicast peers of the instance's family",
+            )
             continue
         fields: dict[str, Any] = {}
         w = ln.words
@@ -879,13 +913,56 @@ def _bfd_ref(p: Parser, r: TrackRef) -> TrackRef:
 
 
 def _notify(key: str, target: str) -> Any:
+    """vrrp_parser.c vrrp_notify_*_handler / vrrp_gnotify_*_handler.
+
+    A second script of a kind is refused, naming the owner; a first one that
+    was dropped (an unknown user) leaves the slot free.  ``notify_deleted``
+    also stands bare (then only the notify script and FIFO hear of the
+    deletion), and its second line is refused even when the first was bare.
+    """
+    word = "notify" if key == "generic" else f"notify_{key}"
+
     def handler(p: Parser, line: Line) -> None:
         d = p.state.cur.get(target)
         if d is None:
             return
+        seen = d.setdefault("_notify_seen", set())
+        if key in d["_notify"] or (key == "deleted" and key in seen):
+            # The message names word 1: without one keepalived stops (exit 2),
+            # except for notify_deleted, whose handler checks first.
+            arg = (p.arg(line) or "") if key != "deleted" else " ".join(line.words[1:2])
+            if target == "sg":
+                p.error(f"vrrp group {d['name']}: {word} script already specified - ignoring {arg}")
+            elif key == "deleted":
+                p.error(f"({d['name']}) notify_deleted already specified - ignoring {arg}")
+            else:
+                p.error(f"({d['name']}) {word} script already specified - ignoring {arg}")
+            return
+        seen.add(key)
+        if key == "deleted" and len(line.words) == 1:
+            return
         sc = p.script(line, line.words[0])
         if sc is not None:
             d["_notify"][key] = sc
+
+    return handler
+
+
+_GARP_DELAY = "({i}): garp_master_delay '{v}' invalid - ignoring"
+_GARP_REFRESH = "({i}): Invalid garp_master_refresh '{v}' - ignoring"
+_GARP_LOWER = "({i}): garp_lower_prio_delay '{v}' invalid - ignoring"
+
+
+def _seconds(key: str, hi: int, message: str) -> Any:
+    """Whole seconds, 0..hi (vrrp_parser.c vrrp_garp_delay_handler and friends)."""
+
+    def handler(p: Parser, line: Line) -> None:
+        d = _vi(p)
+        v = p.int_arg(line, 0, hi)
+        if v is None:
+            p.error(message.format(i=d.get("name"), v=line.words[1]), f"{key} takes whole seconds")
+            return
+        d[key] = float(v)
 
     return handler
 
@@ -895,6 +972,22 @@ def _smtp(target: str) -> Any:
         d = p.state.cur.get(target)
         if d is not None:
             d["smtp_alert"] = p.flag(line)
+
+    return handler
+
+
+def _promote_secondaries(p: Parser, line: Line) -> None:
+    # vrrp_parser.c vrrp_promote_secondaries_handler: a bare flag, words after it ignored
+    _vi(p)["promote_secondaries"] = True
+
+
+def _sg_bool(key: str) -> Any:
+    """A sync-group keyword read with check_true_false (bare: true)."""
+
+    def handler(p: Parser, line: Line) -> None:
+        d = p.state.cur.get("sg")
+        if d is not None:
+            d[key] = p.flag(line)
 
     return handler
 
@@ -917,8 +1010,31 @@ def _count(key: str, lo: int = 0, hi: int = 2**31 - 1) -> Any:
     return handler
 
 
+def _garp_repeat(key: str) -> Any:
+    """vrrp_parser.c vrrp_garp_rep_handler / vrrp_garp_refresh_rep_handler.
+
+    0..UINT_MAX is read; 0 (allowed before 2.0.7) is reported and made 1.
+    """
+
+    def handler(p: Parser, line: Line) -> None:
+        d = _vi(p)
+        v = p.int_arg(line, 0, 2**32 - 1)
+        if v is None:
+            p.error(f"({d.get('name')}): {key} '{line.words[1]}' invalid - ignoring")
+            return
+        if v == 0:
+            p.error(
+                f"({d.get('name')}): {key} must be greater than 0, setting to 1",
+                f"{key} takes 1 or more",
+            )
+            v = 1
+        d[key] = v
+
+    return handler
+
+
 def _down_timer_adverts(p: Parser, line: Line) -> None:
-    # The range was judged in front (values.py); '""' sets nothing, as in keepalived.
+    # The range was judged in front (values.py): '""' (0) was refused there.
     if len(line.words) > 1 and line.words[1] != "":
         v = p.int_arg(line, 1, 100)
         if v is not None:
@@ -959,20 +1075,124 @@ def _preempt_delay(p: Parser, line: Line) -> None:
     _vi(p)["preempt_delay"] = v
 
 
+def _vmac_mac(word: str) -> tuple[list[int] | None, str]:
+    """``use_vmac``'s MAC word as vrrp_parser.c ``vrrp_vmac_handler`` reads it.
+
+    Six octets of one or two hex digits, ':' between them; five octets (a
+    trailing ':' allowed) leave the last one to the VRID (the handler's
+    ``VRRP_VMAC_MAC_USE_VRID``); a ':' and anything after a sixth octet is
+    ignored.  Returns the octets, or None and keepalived's message.
+    """
+    if word.strip("0123456789ABCDEFabcdef:"):
+        return None, f"VMAC invalid MAC address {word}"
+    bad = f"VMAC invalid MAC address {word} - ignored"
+    parts = word.split(":")
+    octets: list[int] = []
+    for j, part in enumerate(parts[:6]):
+        if not 1 <= len(part) <= 2:
+            return None, bad
+        octets.append(int(part, 16))
+        ended = parts[j + 1 :] in ([], [""])
+        if j == 4 and ended:
+            break  # five octets: the VRID completes the address
+        if j < 4 and ended:
+            return None, bad  # too few octets
+    if octets[0] & 1:
+        return None, f"VMAC MAC address is multicast {word} - ignoring"
+    if octets[:4] == [0, 0, 0x5E, 0] and octets[4] in (1, 2):
+        return None, f"VMAC MAC address not allowed to be RFC5798 address ({word}) - ignoring"
+    return octets, ""
+
+
+def _vmac_name_valid(name: str) -> bool:
+    """vrrp_parser.c ``dev_name_valid``: fits IFNAMSIZ, no '/', ':' or space, not '.'/'..'."""
+    return (
+        0 < len(name.encode()) < 16
+        and name not in (".", "..")
+        and not any(c in "/:" or c.isspace() for c in name)
+    )
+
+
 def _use_vmac(p: Parser, line: Line) -> None:
-    # vrrp_parser.c vrrp_vmac_handler: a word holding ':' is the MAC address
-    # (an interface name cannot hold one), any other the link's name.
-    name = ""
-    for word in line.words[1:]:
-        if ":" not in word:
-            name = word
+    """vrrp_parser.c ``vrrp_vmac_handler``: up to two words, in any order; one
+    holding ':' is the VMAC's MAC address (an interface name cannot hold one),
+    the other the link's name.  What is wrong is reported and left out."""
+    d = _vi(p)
+    d.setdefault("use_vmac", "")
+    for word in line.words[1:3]:
+        if ":" in word:
+            if d.get("vmac_mac"):
+                p.error("VMAC interface address already specified")
+                continue
+            octets, why = _vmac_mac(word)
+            if octets is None:
+                p.error(why, "write six octets, e.g. 02:00:5e:10:01:2a (or five: the VRID ends it)")
+                continue
+            d["vmac_mac"] = ":".join(f"{o:02x}" for o in octets)
             continue
-        p.report(
-            line.loc,
-            Severity.INFO,
-            warning_text(f"use_vmac {word}", "the VMAC gets the virtual router MAC of the RFC"),
-        )
-    _vi(p)["use_vmac"] = name
+        if d["use_vmac"]:
+            p.error("VMAC interface name already specified")
+            continue
+        if not _vmac_name_valid(word):
+            p.error(f"VMAC interface name '{word}' too long or invalid characters - ignoring")
+            continue
+        other = next((v for v in p.state.vrrp_instances if v.use_vmac == word), None)
+        if other is not None:
+            p.error(f"({d.get('name')}) VRRP instance {other.name} is already using {word}"
+                    " - ignoring name")  # fmt: skip
+            continue
+        d["use_vmac"] = word
+
+
+def _use_ipvlan(p: Parser, line: Line) -> None:
+    """vrrp_parser.c ``vrrp_ipvlan_handler``, judged; pykeep makes no ipvlan (one warning).
+
+    Words in any order: a type (bridge, private, vepa), an address, the
+    link's name (the VMAC's name slot, shared with use_vmac).  What the
+    handler refuses is reported here; a missing IPv4 address is reported
+    with the instance's other checks (validate.py).
+    """
+    p.accept(line)
+    d = _vi(p)
+    name = d.get("name")
+    if d.get("_ipvlan") is not None:
+        p.error(f"({name}) use_ipvlan already specified", "give use_ipvlan once")
+        return
+    ipv: dict[str, Any] = {"addr": None}
+    d["_ipvlan"] = ipv
+    had_type = False
+    for word in line.words[1:]:
+        if word in ("bridge", "private", "vepa"):
+            if had_type:
+                p.error(f"({name}) ipvlan type already specified - ignoring '{word}'")
+            had_type = True
+            continue
+        addr = _ipvlan_address(word)
+        if addr is not None:
+            if ipv["addr"] is not None:
+                p.error(f"({name}) ipvlan address already specified - ignoring '{word}'")
+            else:
+                ipv["addr"] = addr
+            continue
+        if d.get("use_vmac") or ipv.get("ifname"):
+            p.error(f"({name}) IPVLAN interface already specified - ignoring '{word}'")
+            continue
+        if len(word.encode()) >= 16:
+            p.error(f"({name}) IPVLAN interface name '{word}' too long - ignoring")
+            continue
+        ipv["ifname"] = word
+
+
+def _ipvlan_address(word: str) -> int | None:
+    """The family (4 or 6) of an address, perhaps with a prefix (check_valid_ipaddress)."""
+    host, _sep, prefix = word.partition("/")
+    try:
+        addr = parse_ip(host)
+    except ValueError:
+        return None
+    if prefix and not (prefix.isdigit() and int(prefix) <= addr.max_prefixlen):
+        return None
+    return addr.version
 
 
 def _lvs_syncd_if(p: Parser, line: Line) -> None:
@@ -1071,19 +1291,16 @@ def _instance_end(p: Parser) -> None:
     if d is None:
         return
     notify = Notify(**d.pop("_notify"))
+    d.pop("_notify_seen", None)
     d.pop("_auth_loc", None)
     for spec in d.pop("_vip_use_vmac", ()):
         _vip_use_vmac(p, d, spec)
     own = d.get("interface")
-    if own is not None and any(r.name == own for r in d.get("track_interface", ())):
+    own_tracked = own is not None and any(r.name == own for r in d.get("track_interface", ()))
+    if own_tracked:
         # vrrp.c vrrp_complete_instance: the instance's own interface is always
-        # tracked (unless dont_track_primary), so naming it again is dropped.
-        p.report(
-            d["loc"],
-            Severity.GENERAL_ERROR,
-            f"({d['name']}) Ignoring track_interface {own} since own interface",
-            f"remove {own} from track_interface (use dont_track_primary to not track it)",
-        )
+        # tracked (unless dont_track_primary), so naming it again is dropped;
+        # said with the instance's other checks (validate.py), as keepalived does.
         d["track_interface"] = [r for r in d["track_interface"] if r.name != own]
     if "unicast_ttl" in d and not d.get("unicast_peers"):
         # vrrp_parser.c vrrp_end_handler, at the block's '}'.
@@ -1103,6 +1320,7 @@ def _instance_end(p: Parser) -> None:
         fields["family"] = vips[0].address.version
     elif peers:
         fields["family"] = peers[0].address.version
+    ipvlan = d.get("_ipvlan")
     # What the file set explicitly: defaults that depend on other settings
     # (priority from state, version from family) are resolved in validate.
     p.state.vrrp_meta[d["name"]] = {
@@ -1110,6 +1328,10 @@ def _instance_end(p: Parser) -> None:
         "version_set": "version" in d,
         "has_auth_pass": "auth_pass" in d,
         "unicast_configured": bool(d.get("_unicast")),
+        "ipvlan": ipvlan is not None,
+        "own_tracked": own_tracked,
+        "ipvlan_v4": ipvlan is not None and ipvlan["addr"] == 4,
+        "ipvlan_v6": ipvlan is not None and ipvlan["addr"] == 6,
     }
     p.state.vrrp_instances.append(VrrpInstance(**fields))
 
@@ -1185,6 +1407,7 @@ def _sg_end(p: Parser) -> None:
     if d is None:
         return
     d["notify"] = Notify(**d.pop("_notify"))
+    d.pop("_notify_seen", None)
     members = d.pop("group")
     d.pop("_has_group")
     fields = frozen(d)
@@ -1284,11 +1507,27 @@ def _vs_user(p: Parser, line: Line) -> None:
     if d is None:
         return
     v = p.arg(line)
-    if v is not None:
-        d["user"] = v
-        d["_user_loc"] = line.loc
-        if len(line.words) > 2:
-            d["group"] = line.words[2]
+    if v is None:
+        return
+    # vrrp_parser.c vrrp_vscript_user_handler: each line is judged where it
+    # stands; the last one decides whether the script stays.
+    from pykeep.config.script_user import user_known
+
+    group = line.words[2] if len(line.words) > 2 else None
+    if not user_known(v, group):
+        sc = d.get("script")
+        p.error(
+            f"Unable to set uid/gid for script '{sc.path if sc is not None else ''}'",
+            "name an existing user (and group) after 'user'",
+        )
+        d["_user_failed"] = True
+        return
+    d["_user_failed"] = False
+    d["user"] = v
+    d["_user_loc"] = line.loc
+    d.pop("group", None)
+    if group is not None:
+        d["group"] = group
 
 
 def _vs_init_fail(p: Parser, line: Line) -> None:
@@ -1309,6 +1548,8 @@ def _vscript_end(p: Parser) -> None:
             f"add 'script \"/path/to/check\"' to vrrp_script {d['name']}",
         )
         return
+    if d.pop("_user_failed", False):
+        return  # said at its user line; keepalived removes the script silently here
     sc = d["script"]
     if "user" in d:
         d["script"] = type(sc)(sc.argv, d["user"], d.get("group"), sc.loc)
@@ -1334,43 +1575,74 @@ def _tfile(p: Parser, line: Line) -> None:
 def _tf_file(p: Parser, line: Line) -> None:
     d = p.state.cur.get("tf")
     v = p.opt_arg(line, "track file file name missing")
-    if d is not None and v is not None:
-        d["file"] = v
+    if d is None or v is None:
+        return
+    if "file" in d:
+        # track_file.c track_file_file_handler: the first path stands.
+        p.error(f"File already set for track file {d['name']} - ignoring {v}", "give file once")
+        return
+    d["file"] = v
 
 
 def _tf_weight(p: Parser, line: Line) -> None:
+    """track_file.c track_file_weight_handler, in its order.
+
+    A bad weight is reported and taken as 1, and the word after it is still
+    judged ("reverse", or an unknown option); a second weight line is refused
+    once one other than 1 was set.
+    """
     d = p.state.cur.get("tf")
+    if len(line.words) < 2:
+        name = d["name"] if d is not None else ""
+        p.error(f"No weight specified for track file {name} - ignoring", "write: weight N")
+        return
     if d is None:
         return
-    v = p.int_arg(line, -254, 254)
+    if d.get("weight", 1) != 1:
+        p.error(f"Weight already set for track file {d['name']} - ignoring {line.words[1]}")
+        return
+    v = p.to_int(line.words[1], -254, 254, line, "weight")
     if v is None:
-        # track_file.c track_file_weight_handler adds its own sentence.
         p.error(
             f"Weight ({line.words[1]}) for track_file {d['name']} must be between "
             "[-254..254] inclusive. Ignoring...",
             "give a weight in [-254, 254]",
         )
-        return
+        v = 1
     d["weight"] = v
-    if len(line.words) > 2 and line.words[2] == "reverse":
-        d["weight_reverse"] = True
+    if len(line.words) > 2:
+        if line.words[2] == "reverse":
+            d["weight_reverse"] = True
+        else:
+            p.error(f"track_file {d['name']} unknown weight option {line.words[2]}")
 
 
 def _tf_init(p: Parser, line: Line) -> None:
+    """track_file.c track_file_init_handler: every word is a value, "overwrite", or reported."""
     d = p.state.cur.get("tf")
     if d is None:
         return
     d["init_file"] = 0
-    if len(line.words) > 1 and line.words[1] not in ("overwrite",):
-        # track_file.c track_file_init_handler: any int is read, then judged.
-        v = p.to_int(line.words[1], -(2**31), 2**31 - 1, line, "init_file")
-        if v is None or not -254 <= v <= 254:
-            p.error(
-                f"Track file {d['name']} init value {line.words[1]} is invalid",
-                "give init_file a value in [-254, 254]",
-            )
-        else:
+    for raw in line.words[1:]:
+        word = raw.lstrip(" \t\n\v\f\r")
+        if word[:1].isdigit() or word[:1] == "-":
+            v = p.to_int(raw, -(2**31), 2**31 - 1, line, "init_file")
+            if v is None:
+                p.error(
+                    f"Track file {d['name']} init value {word} is invalid",
+                    "give init_file a value in [-254, 254]",
+                )
+                v = 0
+            elif not -254 <= v <= 254:
+                p.error(
+                    f"Track file {d['name']} init value {v} is outside sensible range [-254, 254]",
+                    "give init_file a value in [-254, 254]",
+                )
             d["init_file"] = v
+        elif word != "overwrite":
+            p.error(
+                f"Unknown track file init option {word}", "write: init_file [VALUE] [overwrite]"
+            )
 
 
 def _tfile_end(p: Parser) -> None:
@@ -1533,13 +1805,16 @@ def install(root: Table) -> None:
     kw(sg, "smtp_alert", _smtp("sg"))
     kw(sg, "global_tracking", _sg_global_tracking)
     kw(sg, "sync_group_tracking_weight", _sg_flag("sync_group_tracking_weight"))
-    kw(sg, "notify_priority_changes", generic)
+    kw(sg, "notify_priority_changes", _sg_bool("notify_priority_changes"))
 
     vi = block(root, "vrrp_instance", _instance, _instance_end)
     for n in _INSTANCE_ACCEPTED:
         kw(vi, n, generic)
     kw(vi, "use_vmac", _use_vmac)
-    kw(vi, "vmac_xmit_base", _set("vmac_xmit_base", "flag"))
+    kw(vi, "use_ipvlan", _use_ipvlan)
+    kw(vi, "vmac_xmit_base", _vmac_xmit_base)
+    kw(vi, "notify_priority_changes", _set("notify_priority_changes", "flag"))
+    kw(vi, "promote_secondaries", _promote_secondaries)
     kw(vi, "track_process", _track("track_process", "vrrp"))
     kw(vi, "track_bfd", _track("track_bfd", "vrrp"))
     kw(vi, "unicast_peer", _unicast_peers)
@@ -1585,11 +1860,11 @@ def install(root: Table) -> None:
     # for keepalived 2.2.7 (vrrp_parser.c init_vrrp_keywords).
     kw(vi, "smtp_alert", _smtp("vrrp"))
     kw(vi, "lvs_sync_daemon_interface", _lvs_syncd_if)
-    kw(vi, "garp_master_delay", _timer("garp_master_delay"))
-    kw(vi, "garp_master_refresh", _timer("garp_master_refresh"))
-    kw(vi, "garp_master_repeat", _count("garp_master_repeat"))
-    kw(vi, "garp_master_refresh_repeat", _count("garp_master_refresh_repeat"))
-    kw(vi, "garp_lower_prio_delay", _timer("garp_lower_prio_delay"))
+    kw(vi, "garp_master_delay", _seconds("garp_master_delay", 4294, _GARP_DELAY))
+    kw(vi, "garp_master_refresh", _seconds("garp_master_refresh", 2**32 - 1, _GARP_REFRESH))
+    kw(vi, "garp_master_repeat", _garp_repeat("garp_master_repeat"))
+    kw(vi, "garp_master_refresh_repeat", _garp_repeat("garp_master_refresh_repeat"))
+    kw(vi, "garp_lower_prio_delay", _seconds("garp_lower_prio_delay", 4294, _GARP_LOWER))
     kw(vi, "garp_lower_prio_repeat", _count("garp_lower_prio_repeat"))
     auth = block(vi, "authentication", None)
     kw(auth, "auth_type", _auth_type)

@@ -7,6 +7,7 @@ line-set agreement falls below the target, so ``make differential`` fails.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from tests.differential.runner import generate, namespace, run
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=10, help="disagreements to print")
     ap.add_argument("--workdir", help="keep the generated files here")
     a = ap.parse_args(argv)
+    # A stopped run still deletes its namespace and files (the finally blocks).
+    signal.signal(signal.SIGTERM, lambda _s, _f: sys.exit(143))
     cases = generate(a.count, a.seed, a.start)
     with namespace() as ns:
         report = run(cases, ns, a.jobs, a.workdir, keep=a.workdir is not None)

@@ -139,7 +139,7 @@ def pykeep_outcome(path: str, interface_exists: Callable[[str], bool] | None) ->
         text.append(str(d))
         if d.severity == Severity.INFO:
             continue
-        if d.loc is not None and d.loc.line > 0:
+        if d.loc is not None and (d.loc.line > 0 or d.named):
             located.append((os.path.basename(d.loc.file), d.loc.line, d.message))
     return _outcome(result.exit_code, located, "\n".join(text))
 

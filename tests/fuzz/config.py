@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+import time
 from pathlib import Path
 
 from pykeep.config import LoadResult, Severity, load_text
@@ -133,7 +135,10 @@ def check(r: LoadResult) -> str | None:
 
 
 def run(n: int, seed: int, workdir: Path) -> Tally:
+    """``n`` inputs; every 10,000 a progress line on stderr (a full run takes an hour
+    on two busy cores: the rate and the count so far survive an interrupted run)."""
     rnd = random.Random(seed)
+    started = time.monotonic()
     tally = Tally("config")
     texts = seeds()
     includes = hostile_targets(workdir)
@@ -144,6 +149,14 @@ def run(n: int, seed: int, workdir: Path) -> Tally:
         else:
             text = mutate(rnd, rnd.choice(texts), includes)
         tally.inputs += 1
+        if tally.inputs % 10_000 == 0:
+            took = time.monotonic() - started
+            print(
+                f"config: {tally.inputs:,} inputs, {len(tally.crashes)} crashes, "
+                f"{tally.inputs / took:.0f}/s",
+                file=sys.stderr,
+                flush=True,
+            )
         try:
             with watchdog(30):
                 r = load_text(text, name, config_id="h", interface_exists=lambda _n: True)
