@@ -291,7 +291,7 @@ def _pair(rig: Rig, wd: Path, kind: str, n: int) -> tuple[Router, Router]:
 
 @contextlib.contextmanager
 def scale_rig(n: int) -> Iterator[tuple[Rig, Path, Watch]]:
-    with Rig(unique_rig_name("pfscl")) as rig, workdir() as wd:
+    with Rig(unique_rig_name("rlscl")) as rig, workdir() as wd:
         lan(rig, {"a": MASTER_ADDR, "b": BACKUP_ADDR})
         watch = Watch(rig)
         try:

@@ -273,6 +273,8 @@ def _main(options: argparse.Namespace) -> int:
         if line.startswith("(") and not pklog.detail_enabled():
             continue  # keepalived logs the per-instance line with -D only
         vrrp_logger.info(line)
+    with pklog.imported_on_first_use("ssl", "hmac"):
+        import trio  # first here: its ssl and hmac stay stand-ins (pykeep/log.py)
     lvs_service: Any = None  # pykeep/lvs.py open_lvs: none with -P or without virtual servers
     if not _opt(options, "vrrp") and result.config.virtual_servers:
         # Checkers, IPVS and their libraries load only for a config that has
@@ -300,8 +302,6 @@ def _main(options: argparse.Namespace) -> int:
         except OSError as exc:
             logger.error(f"cannot write pid file {p}: {exc.strerror}")
     logger.info("Starting pykeep daemon")
-    import trio
-
     try:
         trio.run(_run, options, path, result.config, lvs_service)
     except KeyboardInterrupt:

@@ -10,13 +10,58 @@ otherwise syslog with ``-S`` choosing LOG_LOCAL0..7 (LOG_DAEMON by default);
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import logging.handlers
 import os
 import sys
 import time
-from collections.abc import MutableMapping
+import types
+from collections.abc import Iterator, MutableMapping
 from typing import Any
+
+
+class _OnFirstUse(types.ModuleType):
+    """Stands for a module a library names at import but uses only in features we never call.
+
+    The first attribute looked up imports the real module and hands the
+    attribute over, so the library's feature still works when someone does
+    use it.
+    """
+
+    def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        self.__dict__.update(real.__dict__)  # later lookups skip this hook
+        return getattr(real, attr)
+
+
+@contextlib.contextmanager
+def imported_on_first_use(*names: str) -> Iterator[None]:
+    """While importing a library, let its ``import NAME`` bind a stand-in that imports on first use.
+
+    structlog names asyncio (its async loggers, structlog/stdlib.py and
+    _native.py), trio names ssl (SSLStream, trio/_ssl.py) and hmac (DTLS
+    cookies, trio/_dtls.py, which loads OpenSSL's libcrypto through
+    hashlib) at import time, but neither touches them unless those
+    features run: about 6 MiB of RSS and 0.1 s of start-up CPU on a busy
+    host that a VRRP daemon never uses (bench/bench_vrrp_scale.py).  Only the
+    library's own reference is a stand-in: ``sys.modules`` is left as it
+    was once the import is done, so anyone else's ``import ssl`` (a
+    checker plugin's, SSL_GET's) gets the real module, the same one the
+    stand-in forwards to.  A module already imported is left alone.
+    """
+    standins = {n: _OnFirstUse(n) for n in names if n not in sys.modules}
+    sys.modules.update(standins)
+    try:
+        yield
+    finally:
+        for name, standin in standins.items():
+            if sys.modules.get(name) is standin:
+                del sys.modules[name]
+
 
 #: Packages structlog's console renderer and traceback formatter load when they
 #: are installed (structlog/dev.py, structlog/tracebacks.py).  The daemon
@@ -30,7 +75,8 @@ _hidden = [name for name in _RENDERER_EXTRAS if name not in sys.modules]
 for _name in _hidden:
     sys.modules[_name] = None  # type: ignore[assignment]  # import raises ImportError
 try:
-    import structlog
+    with imported_on_first_use("asyncio"):
+        import structlog
 finally:
     for _name in _hidden:
         if _name in sys.modules and sys.modules[_name] is None:

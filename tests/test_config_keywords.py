@@ -380,8 +380,8 @@ def test_no_keyword_is_recorded_without_effect_and_without_a_warning() -> None:
 
 # Model fields that keepalived itself only shows (in its dumps), and those
 # the config's validation folds into other fields (vrrp_version: each
-# instance's version, validate.py).
-_SHOWN_ONLY = {"router_id", "vrrp_version"}
+# instance's version; vmac_prefix: each unnamed VMAC's name, validate.py).
+_SHOWN_ONLY = {"router_id", "vrrp_version", "vmac_prefix"}
 
 
 def test_every_acting_keyword_reaches_the_runtime() -> None:
@@ -563,7 +563,7 @@ def test_pykeep_t_prints_one_line_naming_file_and_line(
     conf = tmp_path / "k.conf"
     conf.write_text(
         "vrrp_instance V {\n    interface lo0\n    virtual_router_id 9\n    debug 1\n"
-        "    promote_secondaries\n"
+        "    kernel_rx_buf_size 65536\n"
         "    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n"
     )
     out = io.StringIO()
@@ -571,7 +571,7 @@ def test_pykeep_t_prints_one_line_naming_file_and_line(
     rc = cli.config_test(str(conf), None, out)
     lines = out.getvalue().splitlines()
     debug = support.warning_text("debug", _instead("vrrp_instance/debug"))
-    bfd = support.warning_text("promote_secondaries", _instead("vrrp_instance/promote_secondaries"))
+    bfd = support.warning_text("kernel_rx_buf_size", _instead("vrrp_instance/kernel_rx_buf_size"))
     assert f"({conf}: Line 4) {debug}" in lines
     assert f"({conf}: Line 5) {bfd}" in lines
     assert rc == 0, lines
@@ -836,7 +836,7 @@ def test_startup_script_timeout_kills_a_hung_script_as_keepalived() -> None:
     assert logged == ["startup script /bin/sleep timed out - killed"], logged
 
 
-def test_use_vmac_mac_address_is_warned_and_the_name_kept() -> None:
+def test_use_vmac_mac_address_and_name_are_both_kept() -> None:
     """vrrp_parser.c vrrp_vmac_handler: the word with ':' is the MAC, in either place."""
     for words in ("vm1 02:00:00:00:00:09", "02:00:00:00:00:09 vm1"):
         text = (
@@ -844,12 +844,6 @@ def test_use_vmac_mac_address_is_warned_and_the_name_kept() -> None:
             " virtual_ipaddress {\n  10.0.0.1\n }\n}\n"
         )
         r = config.load_text(text, "v.conf", interface_exists=_always)
-        assert r.config.vrrp_instances[0].use_vmac == "vm1"
-        assert [(d.loc.line if d.loc else 0, d.message) for d in r.diagnostics] == [
-            (
-                4,
-                support.warning_text(
-                    "use_vmac 02:00:00:00:00:09", "the VMAC gets the virtual router MAC of the RFC"
-                ),
-            )
-        ]
+        inst = r.config.vrrp_instances[0]
+        assert (inst.use_vmac, inst.vmac_mac) == ("vm1", "02:00:00:00:00:09")
+        assert not r.diagnostics

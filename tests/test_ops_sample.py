@@ -216,11 +216,12 @@ def test_status_from_config_model() -> None:
         inst, cfg, state=VrrpState.MASTER, effective_priority=90, counters={"rx_drop_ttl": 4}
     )
     assert (st.base_priority, st.effective_priority, st.wantstate) == (120, 90, VrrpState.MASTER)
+    # strict mode: no lower-priority GARPs (vrrp.c vrrp_complete_instance)
     assert (st.garp_delay, st.garp_rep, st.garp_lower_prio_delay, st.garp_lower_prio_rep) == (
         2.0,
         3,
-        2.0,
-        3,
+        0.0,
+        0,
     )
     assert st.strict_mode and not st.accept  # strict mode turns accept off by default
     assert (st.auth_type, st.auth_data, st.sync_group) == (1, "pw", "G")

@@ -18,9 +18,17 @@ clock, not on a busy test process's:
 - VRID 61 holds two VIPs on ``a``'s second link: under ``vrrp_min_garp`` each
   gets one GARP there on becoming master, then ``garp_extra_if all 2`` sends
   one for the first of them every 2-3 s (vrrp.c ``vrrp_send_vmac_update``,
-  checked as each advert leaves).
+  checked as each advert leaves);
+- VRID 52 also sets its own ``garp_master_repeat 3``: each lower-priority
+  advert still brings one GARP, the global lower-priority repeat that
+  ``vrrp_min_garp`` leaves at 1, not the instance's master repeat (vrrp.c
+  ``vrrp_complete_init``, ``vrrp_state_master_rx``).
 
 Both daemons must show the same thing.  About 35 s in all.
+
+``test_startup_delay_and_unknown_vrids_match_keepalived`` runs each daemon
+once more, alone, for ``vrrp_startup_delay`` and ``log_unknown_vrids``
+(about 20 s).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -39,7 +48,7 @@ import pytest
 from sim.capture import Capture
 from sim.inject import Injector, advert
 from sim.netns import Rig, socket_in
-from tests.netns_vrrp import lan, router, until, workdir
+from tests.netns_vrrp import Router, lan, router, until, workdir
 
 pytestmark = pytest.mark.netns
 
@@ -70,7 +79,7 @@ def _conf() -> str:
     return (
         "global_defs {\n    router_id pk\n    vrrp_min_garp\n}\n"
         + inst(51, 150, "    lower_prio_no_advert\n    higher_prio_send_advert\n")
-        + inst(52, 150, "")
+        + inst(52, 150, "    garp_master_repeat 3\n")
         + inst(53, 100, "    down_timer_adverts 5\n")
         + inst(54, 150, "    unicast_fault_no_peer\n")
         + inst(55, 150, f"    mcast_src_ip {A_IP}\n    track_src_ip\n")
@@ -90,10 +99,12 @@ class Seen:
 
 @dataclass
 class Sniffer:
-    """Every IPv4 VRRP frame on ``x``'s eth0, ours included, with kernel timestamps."""
+    """Every IPv4 VRRP frame and gratuitous ARP on ``x``'s eth0, ours included,
+    with kernel timestamps."""
 
     rig: Rig
     frames: list[Seen] = field(default_factory=list)
+    garps: list[tuple[float, str]] = field(default_factory=list)  # (time, address)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -111,13 +122,20 @@ class Sniffer:
                 data, anc, _f, _a = self.sock.recvmsg(2048, 64)
             except (TimeoutError, OSError):
                 continue
-            if len(data) < 42 or data[12:14] != b"\x08\x00" or data[23] != 112:
+            if len(data) < 42:
+                continue
+            arp = data[12:14] == b"\x08\x06"
+            if not arp and (data[12:14] != b"\x08\x00" or data[23] != 112):
                 continue
             ts = next(
                 (sec + ns / 1e9 for lvl, typ, raw in anc if typ == SO_TIMESTAMPNS
                  for sec, ns in [struct.unpack("qq", raw[:16])]),
                 time.time(),
             )  # fmt: skip
+            if arp:
+                if data[28:32] == data[38:42]:  # sender == target: gratuitous
+                    self.garps.append((ts, socket.inet_ntoa(data[38:42])))
+                continue
             ihl = (data[14] & 15) * 4
             src = socket.inet_ntoa(data[26:30])
             self.frames.append(Seen(ts, src, data[14 + ihl + 1], data[14 + ihl + 2]))
@@ -181,6 +199,8 @@ def _run(r: Rig, kind: str, wd: Path) -> dict[str, object]:
         lower_51 = len(sniff.from_a(51, first_low, t_a + 0.95))
         low_52 = sniff.ours(52, t_a)
         lower_52 = len(sniff.from_a(52, low_52[0].t, low_52[-1].t + 0.3))
+        garp_52 = [t for t, v in list(sniff.garps) if v == VIPS[52]]
+        lower_garps_52 = len([t for t in garp_52 if low_52[0].t <= t < low_52[-1].t + 0.3])
         # -- higher priority: right after 51's own advert, one higher advert to each.
         t_b = sniff.next_from_a(51, 3).t
         inj.send([_peer_advert(mac_x, 51, 200), _peer_advert(mac_x, 52, 200)])
@@ -211,6 +231,7 @@ def _run(r: Rig, kind: str, wd: Path) -> dict[str, object]:
         return {
             "lower_51": lower_51,
             "lower_52_answers": lower_52 >= 5,
+            "lower_52_garps": lower_garps_52,
             "higher_51": answer_51,
             "higher_51_after": after_51,
             "higher_52": answer_52,
@@ -242,6 +263,7 @@ def test_election_keywords_match_keepalived(rig: Make) -> None:
     for kind, s in seen.items():
         assert s["lower_51"] == 0, (kind, s)
         assert s["lower_52_answers"], (kind, s)
+        assert s["lower_52_garps"] == 5, (kind, s)  # one per lower advert, not 3
         assert s["higher_51"] == [150] and s["higher_51_after"] == 0, (kind, s)
         assert s["higher_52"] == 0, (kind, s)
         assert s["down_53"], (kind, s)  # 5 intervals + skew, not 3
@@ -254,3 +276,52 @@ def test_election_keywords_match_keepalived(rig: Make) -> None:
     timing = ("down_53", "extra_gaps")
     same = {k: v for k, v in seen["pykeep"].items() if k not in timing}
     assert same == {k: v for k, v in seen["keepalived"].items() if k not in timing}
+
+
+def _logged(node: Router, line: str) -> bool:
+    return line in node.text()
+
+
+STARTUP_DELAY = 3.0
+MDI_150 = 3 + (256 - 150) / 256
+
+
+def test_startup_delay_and_unknown_vrids_match_keepalived(rig: Make) -> None:
+    """vrrp_startup_delay: no instance takes over before the delay has passed
+    (vrrp_daemon.c start_vrrp, vrrp_scheduler.c vrrp_init_instance_sands): a
+    lone backup becomes master after the delay plus its Master_Down_Interval,
+    not after the interval alone, and says "Delaying startup for 3 seconds".
+    log_unknown_vrids: an advert for VRID 99, which nobody runs, is logged
+    (vrrp_scheduler.c vrrp_dispatcher_read).  About 25 s."""
+    r = rig(hint="vksd")
+    unknown = "Unknown VRID(99) received on interface(eth0). ignoring..."
+    conf = (
+        f"global_defs {{\n    router_id pk\n    vrrp_startup_delay {STARTUP_DELAY:g}\n"
+        "    log_unknown_vrids\n}\n"
+        "vrrp_instance VI_1 {\n    state BACKUP\n    interface eth0\n"
+        "    virtual_router_id 51\n    priority 150\n    advert_int 1\n"
+        f"    virtual_ipaddress {{\n        {VIPS[51]}/32\n    }}\n}}\n"
+    )
+    took: dict[str, float] = {}
+    with workdir() as wd:
+        lan(r, {"a": f"{A_IP}/24", "x": f"{X_IP}/24"})
+        inj = Injector(r, "x")
+        try:
+            for kind in ("keepalived", "pykeep"):
+                node = router(r, "a", kind, conf, wd)
+                t0 = time.monotonic()
+                node.start()
+                try:
+                    until(partial(node.has_vip, VIPS[51]), STARTUP_DELAY + MDI_150 + 8, step=0.05)
+                    took[kind] = time.monotonic() - t0
+                    inj.send(advert(r.mac("x"), X_IP, 99, 100, [VIPS[52]]))
+                    until(partial(_logged, node, unknown), 3.0)
+                    said = "Delaying startup for 3 seconds" in node.text()
+                finally:
+                    node.stop()
+                assert said, (kind, node.text())
+        finally:
+            inj.close()
+    for kind, t in took.items():
+        # the daemon's own start (before its pid file) can only add to this
+        assert STARTUP_DELAY + MDI_150 - 0.3 < t < STARTUP_DELAY + MDI_150 + 5, (kind, took)

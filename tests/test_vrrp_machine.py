@@ -31,6 +31,7 @@ from vrrp.machine import (
     Event,
     MachineParams,
     NotifyMasterRxLowerPri,
+    PriorityChanged,
     Reload,
     RemoveVips,
     RunNotify,
@@ -684,6 +685,73 @@ def test_vrrp_min_garp() -> None:
     assert _parsed(" vrrp_min_garp false\n").garp_master_repeat == 5
     # an instance's own garp settings still win over the global minimum
     assert _parsed(" vrrp_min_garp\n", " garp_master_repeat 4\n").garp_master_repeat == 4
+
+
+def test_garp_lower_prio_defaults_follow_global_defs() -> None:
+    """vrrp.c vrrp_complete_init / vrrp_complete_instance: an instance's
+    lower-priority GARPs default to the global lower-priority values, which
+    default to the *global* master ones (never the instance's own master ones);
+    strict mode turns them off, saying so when the instance set them."""
+    from pykeep import config
+
+    # the instance's garp_master_* do not reach the lower-priority GARPs
+    p = _parsed(" vrrp_garp_master_repeat 2\n", " garp_master_repeat 4\n garp_master_delay 9\n")
+    assert (p.garp_lower_prio_repeat, p.garp_lower_prio_delay) == (2, 5.0)
+    p = _parsed(" vrrp_garp_lower_prio_repeat 3\n vrrp_garp_lower_prio_delay 7\n")
+    assert (p.garp_lower_prio_repeat, p.garp_lower_prio_delay) == (3, 7.0)
+    p = _parsed(" vrrp_garp_lower_prio_repeat 3\n", " garp_lower_prio_repeat 6\n")
+    assert p.garp_lower_prio_repeat == 6
+    # strict mode: 0 whether unset (silently) or set (with keepalived's two lines)
+    p = _parsed(" vrrp_strict\n vrrp_garp_lower_prio_repeat 3\n", " state BACKUP\n")
+    assert (p.garp_lower_prio_repeat, p.garp_lower_prio_delay) == (0, 0.0)
+    text = (
+        "global_defs {\n vrrp_strict\n}\nvrrp_instance VI_1 {\n state BACKUP\n interface eth0\n"
+        " virtual_router_id 51\n garp_lower_prio_repeat 2\n garp_lower_prio_delay 3\n"
+        " virtual_ipaddress {\n  10.99.0.200\n }\n}\n"
+    )
+    r = config.load_text(text, "k.conf", interface_exists=lambda _n: True)
+    said = [d.message for d in r.diagnostics]
+    assert "(VI_1) Strict mode requires no repeat garps. resetting" in said
+    assert "(VI_1) Strict mode requires no repeat garp delay. resetting" in said
+    p = params_from_config(r.config.vrrp_instances[0], r.config.global_defs)
+    assert (p.garp_lower_prio_repeat, p.garp_lower_prio_delay) == (0, 0.0)
+    m = master(p)  # a lower-priority advert brings no GARP burst
+    out = m.handle(AdvertReceived(adv(50), HIGH_IP), m.timers[TimerKind.ADVERT] - 0.5)
+    assert not any(isinstance(a, SendGarpBurst) for a in out)
+
+
+def test_startup_delay_holds_the_master_down_timer() -> None:
+    """vrrp_scheduler.c vrrp_init_instance_sands: while vrrp_startup_delay lasts a
+    BACKUP's timer counts from its end, adverts heard or not; once past, from now.
+    An address owner waits for it too."""
+    m = VrrpMachine(P)
+    m.handle(Start(10.0), 0.0)
+    assert m.state is State.BACKUP and m.timers[TimerKind.MASTER_DOWN] == 10.0 + MDI_100
+    m.handle(AdvertReceived(adv(200), HIGH_IP), 5.0)  # a master speaks during the delay
+    assert m.timers[TimerKind.MASTER_DOWN] == 10.0 + m.ms_down_timer
+    m.handle(AdvertReceived(adv(200), HIGH_IP), 12.0)
+    assert m.timers[TimerKind.MASTER_DOWN] == 12.0 + m.ms_down_timer
+    owner = VrrpMachine(replace(P, priority=255))
+    owner.handle(Start(10.0), 0.0)
+    assert owner.state is State.BACKUP
+    at = owner.timers[TimerKind.MASTER_DOWN]
+    assert 10.0 < at < 10.001
+    out = owner.handle(TimerFired(TimerKind.MASTER_DOWN), at)
+    assert any(isinstance(a, EnterState) and a.new is State.MASTER for a in out)
+    at_once = VrrpMachine(replace(P, priority=255))
+    out = at_once.handle(Start(), 0.0)  # no delay: the owner takes over at once
+    assert any(isinstance(a, EnterState) and a.new is State.MASTER for a in out)
+
+
+def test_priority_change_is_an_action() -> None:
+    """vrrp_track.c vrrp_set_effective_priority: logged, and a FIFO line when asked."""
+    m = master()
+    out = m.handle(TrackerChanged("script:chk", -20, False), 10.0)
+    assert PriorityChanged(100, 80, True) in out
+    assert not any(
+        isinstance(a, PriorityChanged)
+        for a in m.handle(TrackerChanged("script:chk", -20, False), 11.0)
+    )
 
 
 def test_election_keywords_parsed() -> None:

@@ -6,6 +6,11 @@ under keepalived and under pykeep in turn, and the recorded messages must
 agree: envelope, headers, subject and body, which instances and groups mail
 and for which states.  ``Date`` differs by nature; ``X-Mailer`` names the
 sending program.
+
+``no_email_faults`` is on: VI_3 tracks a link the test takes down and brings
+back, and mails BACKUP and MASTER again but never FAULT (vrrp_notify.c
+``send_instance_notifies``: the FAULT alert is skipped and the last state
+mailed stays MASTER, so the way back is mailed).
 """
 
 from __future__ import annotations
@@ -108,6 +113,7 @@ global_defs {{
     smtp_server 127.0.0.1 {PORT}
     smtp_helo_name helo.example.com
     smtp_connect_timeout 5
+    no_email_faults
 }}
 vrrp_sync_group G {{
     group {{
@@ -135,6 +141,20 @@ vrrp_instance VI_2 {{
     advert_int 1
     virtual_ipaddress {{
         10.99.0.202/32
+    }}
+}}
+vrrp_instance VI_3 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 53
+    priority 100
+    advert_int 1
+    smtp_alert
+    track_interface {{
+        t0
+    }}
+    virtual_ipaddress {{
+        10.99.0.203/32
     }}
 }}
 """
@@ -177,7 +197,13 @@ def _run(rig: Rig, wd: Path, kind: str) -> list[dict[str, Any]]:
         try:
             try:
                 until(lambda: rig_has(rig, "10.99.0.201"), 3 + 106 / 256 + 10)
-                until(lambda: len(_messages(got)) >= 4, 10.0)
+                until(lambda: len(_messages(got)) >= 6, 10.0)
+                # VI_3: FAULT and back (no_email_faults)
+                rig.run("a", ["ip", "link", "set", "t0", "down"])
+                until(lambda: not rig_has(rig, "10.99.0.203"), 5.0)
+                time.sleep(1.0)
+                rig.run("a", ["ip", "link", "set", "t0", "up"])
+                until(lambda: len(_vi3(_messages(got))) >= 4, 3 + 156 / 256 + 10)
             except AssertionError as exc:
                 raise AssertionError(f"{kind}: {exc}\n{node.text()}") from None
             time.sleep(1.0)
@@ -187,6 +213,10 @@ def _run(rig: Rig, wd: Path, kind: str) -> list[dict[str, Any]]:
     finally:
         rig.kill(server)
     return _messages(got)
+
+
+def _vi3(msgs: list[dict[str, Any]]) -> list[str]:
+    return [m["subject"].rsplit(" - ", 1)[1] for m in msgs if " VI_3 " in m["subject"]]
 
 
 def rig_has(rig: Rig, vip: str) -> bool:
@@ -199,6 +229,9 @@ def test_smtp_alerts_match_keepalived(rig: Make) -> None:
     with workdir() as wd:
         lan(r, {"a": "10.99.0.11/24"})
         r.run("a", ["ip", "link", "set", "lo", "up"])
+        r.run("a", ["ip", "link", "add", "t0", "type", "veth", "peer", "name", "t1"])
+        r.run("a", ["ip", "link", "set", "t0", "up"])
+        r.run("a", ["ip", "link", "set", "t1", "up"])
         seen = {kind: _run(r, wd, kind) for kind in ("keepalived", "pykeep")}
     ours, theirs = seen["pykeep"], seen["keepalived"]
     assert theirs, "keepalived sent no mail"
@@ -216,3 +249,10 @@ def test_smtp_alerts_match_keepalived(rig: Make) -> None:
     assert "[pk] VRRP Instance VI_1 - Entering MASTER state" in subjects
     assert "[pk] VRRP Group G - Entering MASTER state" in subjects
     assert not any("VI_2" in s for s in subjects)  # no smtp_alert on VI_2
+    for kind, msgs in seen.items():  # no_email_faults: the FAULT alert is skipped
+        assert _vi3(msgs) == [
+            "Entering BACKUP state",
+            "Entering MASTER state",
+            "Entering BACKUP state",
+            "Entering MASTER state",
+        ], kind

@@ -5,6 +5,10 @@ view (``ip -d link`` of the vmac, its sysctls and the base interface's, the
 addresses on it) and the wire (source MAC of adverts and of the VIP's ARP
 replies) must agree, and the vmac must be gone after a stop.  A mixed pair
 with vmacs elects exactly one master.
+
+One case names the link by ``vmac_prefix`` and gives ``use_vmac`` a
+five-octet MAC of its own, which the VRID completes (vrrp.c
+``create_vmac_name``, vrrp_parser.c ``vrrp_vmac_handler``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ VIP = "10.99.0.200"
 VIP6 = "fd00::200"
 VMAC = "00:00:5e:00:01:33"  # VRID 51
 VMAC6 = "00:00:5e:00:02:33"
+OWN_MAC = "02:11:22:33:44"  # use_vmac's own MAC: the VRID (51) is its sixth octet
 Make = Callable[..., Rig]
 #: Master_Down_Interval of the priority-150 router, and room for a daemon's
 #: start-up on a loaded machine (a protocol-scale margin, not a timing claim)
@@ -42,6 +47,31 @@ def test_names_and_macs() -> None:
     assert vmac.ifname(named) == "vr7"
     assert vmac.ifname(VrrpInstance(name="x", virtual_router_id=1)) is None
     assert vmac.mac(51, 4) == VMAC and vmac.mac(255, 6) == "00:00:5e:00:02:ff"
+
+
+def test_prefix_and_own_mac_settled_by_the_config() -> None:
+    """vrrp.c create_vmac_name: PREFIX.VRID, the prefix cut to fit IFNAMSIZ;
+    vrrp_vmac_handler: five octets take the VRID; strict mode clears the MAC."""
+    from pykeep import config
+
+    def inst(globals_: str, vmac_line: str) -> VrrpInstance:
+        r = config.load_text(
+            vrrp_conf(vrid=51, extra=vmac_line, globals_=globals_),
+            "k.conf",
+            interface_exists=lambda _n: True,
+        )
+        return r.config.vrrp_instances[0]
+
+    got = inst("    vmac_prefix vk\n", f"    use_vmac {OWN_MAC}\n")
+    link = vmac.Vmac.for_instance(got)
+    assert link is not None and (link.name, link.mac) == ("vk.51", OWN_MAC + ":33")
+    assert vmac.ifname(inst("    vmac_prefix averyveryverylongprefix\n", "    use_vmac\n")) == (
+        "averyveryver.51"
+    )
+    named = inst("    vmac_prefix vk\n", "    use_vmac 02:aa:bb:cc:dd:ee mine\n")
+    assert (named.use_vmac, named.vmac_mac) == ("mine", "02:aa:bb:cc:dd:ee")
+    strict = inst("    vrrp_strict\n", f"    use_vmac {OWN_MAC}\n")
+    assert (vmac.ifname(strict), strict.vmac_mac) == ("vrrp.51", None)
 
 
 def _link_view(rig: Rig, dev: str) -> dict[str, Any]:
@@ -73,7 +103,16 @@ def _base_sysctls(rig: Rig) -> dict[str, str]:
     }
 
 
-def _run_alone(rig: Rig, wd: Path, kind: str, extra: str, family: int) -> dict[str, Any]:
+def _run_alone(
+    rig: Rig,
+    wd: Path,
+    kind: str,
+    extra: str,
+    family: int,
+    dev: str = "vrrp.51",
+    mac: str | None = None,
+    globals_: str = "",
+) -> dict[str, Any]:
     for k in ("arp_ignore", "arp_filter"):
         rig.sysctl("a", f"net.ipv4.conf.eth0.{k}", 0)
     pcap = wd / f"{kind}.pcap"
@@ -95,17 +134,19 @@ def _run_alone(rig: Rig, wd: Path, kind: str, extra: str, family: int) -> dict[s
     )
     time.sleep(0.5)
     vip, vmac_ = (VIP, VMAC) if family == 4 else (VIP6, VMAC6)
+    vmac_ = mac or vmac_
     conf = vrrp_conf(
         priority=150,
         extra=extra,
         vips=(f"{vip}/{32 if family == 4 else 64}",),
         version=2 if family == 4 else 3,
+        globals_=globals_,
     )
     node = router(rig, "a", kind, conf, wd).start()
     try:
         # the client reaches the VIP at the virtual MAC: ARP/ND answered by the vmac
         wait_owner(rig, "client", vip, vmac_, MDI + START)
-        running = _link_view(rig, "vrrp.51")
+        running = _link_view(rig, dev)
         # keepalived's VMAC firewall rules (IGMP/MLD reports leave with the real MAC)
         running["nft"] = rig.run("a", ["nft", "list", "ruleset"]).stdout
     finally:
@@ -124,7 +165,7 @@ def _run_alone(rig: Rig, wd: Path, kind: str, extra: str, family: int) -> dict[s
             if (p.haslayer(IP) and p[IP].proto == 112) or (p.haslayer(IPv6) and p[IPv6].nh == 112)
         }
     )
-    gone = rig.run("a", ["ip", "link", "show", "vrrp.51"], check=False).returncode != 0
+    gone = rig.run("a", ["ip", "link", "show", dev], check=False).returncode != 0
     return {
         "running": running,
         "advert_srcs": advert_srcs,
@@ -136,18 +177,28 @@ def _run_alone(rig: Rig, wd: Path, kind: str, extra: str, family: int) -> dict[s
 
 
 @pytest.mark.netns
-@pytest.mark.parametrize(("family", "xmit_base"), [(4, False), (4, True), (6, False)])
-def test_vmac_matches_keepalived(rig: Make, family: int, xmit_base: bool) -> None:
+@pytest.mark.parametrize(
+    ("family", "xmit_base", "own"), [(4, False, False), (4, True, False), (6, False, False),
+                                     (4, False, True)]
+)  # fmt: skip
+def test_vmac_matches_keepalived(rig: Make, family: int, xmit_base: bool, own: bool) -> None:
     r = rig(hint="wrvm")
-    extra = "    use_vmac\n" + ("    vmac_xmit_base\n" if xmit_base else "")
+    extra = f"    use_vmac{' ' + OWN_MAC if own else ''}\n" + (
+        "    vmac_xmit_base\n" if xmit_base else ""
+    )
+    dev, mac = ("vk.51", f"{OWN_MAC}:33") if own else ("vrrp.51", None)
+    globals_ = "    vmac_prefix vk\n" if own else ""
     with workdir() as wd:
         lan(r, {"a": "10.99.0.11/24"}, client="10.99.0.100/24,fd00::100/64")
         mac_a = r.mac("a")
-        seen = {kind: _run_alone(r, wd, kind, extra, family) for kind in ("keepalived", "pykeep")}
+        seen = {
+            kind: _run_alone(r, wd, kind, extra, family, dev, mac, globals_)
+            for kind in ("keepalived", "pykeep")
+        }
     logs = {k: v.pop("log") for k, v in seen.items()}
     ours, theirs = seen["pykeep"], seen["keepalived"]
     assert ours["running"] == theirs["running"], logs["pykeep"]
-    vmac_ = VMAC if family == 4 else VMAC6
+    vmac_ = mac or (VMAC if family == 4 else VMAC6)
     assert "macvlan mode private" in ours["running"]["link"]
     assert f"link/ether {vmac_}" in ours["running"]["link"]
     if family == 4:
@@ -156,7 +207,7 @@ def test_vmac_matches_keepalived(rig: Make, family: int, xmit_base: bool) -> Non
         assert len(ours["running"]["addrs"]) == 2 and f"{VIP6}/64" in ours["running"]["addrs"]
     assert ours["advert_srcs"] == theirs["advert_srcs"] == [mac_a if xmit_base else vmac_]
     assert ours["vmac_removed"] and theirs["vmac_removed"]
-    assert "vmac_map" in ours["running"]["nft"] and '"vrrp.51" : "eth0"' in ours["running"]["nft"]
+    assert "vmac_map" in ours["running"]["nft"] and f'"{dev}" : "eth0"' in ours["running"]["nft"]
     assert ours["nft_after"] == theirs["nft_after"] == ""
     # pykeep restores the base interface's ARP settings when the vmac goes
     assert ours["base_after"] == {"arp_ignore": "0", "arp_filter": "0"}

@@ -35,6 +35,7 @@ from pykeep import log as pklog
 from pykeep.config.model import Config, IPAddress, IPAddressSpec, VrrpInstance, VrrpSyncGroup
 from vrrp import packet
 from vrrp.garp import Announcer
+from vrrp.ifconfig import reset_promote_secondaries, set_promote_secondaries
 from vrrp.machine import (
     SOURCE_TRACKER,
     Action,
@@ -46,6 +47,7 @@ from vrrp.machine import (
     Event,
     MachineParams,
     NotifyMasterRxLowerPri,
+    PriorityChanged,
     Reload,
     RemoveVips,
     RunNotify,
@@ -62,7 +64,7 @@ from vrrp.machine import (
     track_effect,
     track_file_effect,
 )
-from vrrp.notify import Notifier, NotifyTarget
+from vrrp.notify import Notifier, NotifyTarget, priority_changes_wanted
 from vrrp.socket import PoolSocket, Received, SocketKey, SocketPool
 from vrrp.syncgroup import GroupNotify, SyncGroup
 from vrrp.timer import DUE_SLACK, TimerQueue
@@ -123,6 +125,8 @@ class Env:
     timers: TimerQueue = field(default_factory=TimerQueue)
     #: the trio time at which a batch of instances starts, so their adverts align
     epoch: float | None = None
+    #: the end of global vrrp_startup_delay (set once, at the first start)
+    startup_until: float | None = None
     #: subscribe(kind, name, callback) -> unsubscribe; kind "if", "script", "file"
     subscribe: Callable[[str, str, Callable[[Any], None]], Callable[[], None]] = (
         lambda _k, _n, _cb: lambda: None
@@ -213,6 +217,7 @@ class InstanceDriver:
         self._socket: PoolSocket | AhSocket | None = None
         self._ah: AhSocket | None = None  # auth_type AH: the same object as _socket
         self._unsubs: list[Callable[[], None]] = []
+        self._promoted = False  # promote_secondaries set on the interface (vrrp/ifconfig.py)
         self._timer = env.timers.timer(self._on_timer)
         #: the task is between two queue reads: events must queue behind it
         self._busy = True
@@ -581,6 +586,8 @@ class InstanceDriver:
                     self.log.error(f"({self.name}) interface {inst.interface} not found")
                 else:
                     await self._vmac_up()
+                    if inst.promote_secondaries and inst.interface:
+                        self._promoted = set_promote_secondaries(inst.interface)
                     await self._firewall_up()
                     link = self.advert_link or self.iface
                     group = mcast_group(inst, self.config)
@@ -631,7 +638,7 @@ class InstanceDriver:
                 epoch = self.env.epoch
                 slack = EPOCH_SLACK * self.params.adver_int
                 start = now if epoch is None else max(epoch, now - slack)
-                await self._handle(Start(), start)
+                await self._handle(Start(self.env.startup_until), start)
                 task_status.started()
                 await self._serve()
                 nursery.cancel_scope.cancel()
@@ -652,6 +659,8 @@ class InstanceDriver:
                     self.vmac.down()
                 except VmacError as exc:
                     self.log.error(f"({self.name}) {exc}")
+            if self._promoted and inst.interface:
+                reset_promote_secondaries(inst.interface)
             if self.no_accept is not None:
                 self.no_accept.stop()
             self._done.set()
@@ -696,6 +705,18 @@ class InstanceDriver:
         self.feed_nowait(AdminStop())
         with trio.move_on_after(2):
             await self._done.wait()
+
+    def adopt(self, inst: VrrpInstance, config: Config) -> None:
+        """A reload left this instance as it was: take the new objects, re-apply nothing.
+
+        ``inst`` equals the running one (source lines aside) under the same
+        globals and tracked definitions, so keepalived's clear_diff_vrrp finds
+        nothing to change and restore_vrrp_state carries the state over: no
+        GARP, no VIP, timer or subscription moves.  Holding the new objects
+        lets the old configuration go.
+        """
+        self.inst = inst
+        self.config = config
 
     def reload(self, inst: VrrpInstance, config: Config) -> None:
         """Same instance identity, possibly new parameters: state and VIPs stay."""
@@ -785,6 +806,13 @@ class InstanceDriver:
                     "MASTER_RX_LOWER_PRI",
                     self.machine.effective_priority,
                 )
+        elif isinstance(action, PriorityChanged):
+            # vrrp_track.c vrrp_set_effective_priority
+            self.log.info(
+                f"({self.name}) Changing effective priority from {action.old} to {action.new}"
+            )
+            if priority_changes_wanted(self.inst, self.config):
+                self.env.notifier.priority_changed(self.target, action.master, action.new)
         elif isinstance(action, EnterState):
             if action.new is State.MASTER and self._ah is not None:
                 self._ah.counter.entering_master()

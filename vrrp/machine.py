@@ -85,8 +85,12 @@ class Start:
     """Leave INIT (vrrp_scheduler.c ``vrrp_init_state``).
 
     Send the instance's initial TrackerChanged events first, so that a down
-    tracked interface starts us in FAULT.
+    tracked interface starts us in FAULT.  ``delayed_until``: the end of
+    global ``vrrp_startup_delay``, before which no BACKUP's Master_Down_Timer
+    runs (vrrp_scheduler.c ``vrrp_init_instance_sands``).
     """
+
+    delayed_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +227,17 @@ class NotifyMasterRxLowerPri:
 
 
 @dataclass(frozen=True, slots=True)
+class PriorityChanged:
+    """Log ``(name) Changing effective priority from OLD to NEW``; with
+    ``notify_priority_changes`` a ``MASTER_PRIORITY``/``BACKUP_PRIORITY``
+    FIFO line (vrrp_track.c ``vrrp_set_effective_priority``)."""
+
+    old: int
+    new: int
+    master: bool
+
+
+@dataclass(frozen=True, slots=True)
 class EnterState:
     """Log ``(name) Entering NEW STATE`` and update metrics."""
 
@@ -240,6 +255,7 @@ Action: TypeAlias = (
     | CancelTimer
     | RunNotify
     | NotifyMasterRxLowerPri
+    | PriorityChanged
     | EnterState
 )
 
@@ -407,18 +423,26 @@ def params_from_config(
         garp_master_refresh_repeat=int(
             pick(instance.garp_master_refresh_repeat, g.vrrp_garp_master_refresh_repeat)
         ),
-        garp_lower_prio_delay=pick(
+        # vrrp.c vrrp_complete_instance: unset, the lower-priority GARPs are off
+        # in strict mode, else the global ones, which vrrp_complete_init
+        # defaults to the *global* master ones (never the instance's); set,
+        # strict mode resets them to 0 ("Strict mode requires no repeat garps").
+        garp_lower_prio_delay=0.0
+        if strict
+        else pick(
             instance.garp_lower_prio_delay,
             g.vrrp_garp_lower_prio_delay
             if g.vrrp_garp_lower_prio_delay is not None
-            else pick(instance.garp_master_delay, g.vrrp_garp_master_delay),
+            else g.vrrp_garp_master_delay,
         ),
-        garp_lower_prio_repeat=int(
+        garp_lower_prio_repeat=0
+        if strict
+        else int(
             pick(
                 instance.garp_lower_prio_repeat,
                 g.vrrp_garp_lower_prio_repeat
                 if g.vrrp_garp_lower_prio_repeat is not None
-                else pick(instance.garp_master_repeat, g.vrrp_garp_master_repeat),
+                else g.vrrp_garp_master_repeat,
             )
         ),
         skip_check_adv_addr=bool(
@@ -573,6 +597,8 @@ class VrrpMachine:
     sync_gate: Callable[[VrrpMachine], bool] | None = None
     # True while a sync group holds us in FAULT for another member's fault.
     sync_fault: bool = False
+    # The end of vrrp_startup_delay, while it lasts (Start.delayed_until).
+    delayed_until: float | None = None
 
     def __post_init__(self) -> None:
         self.master_adver_int = self.params.adver_int
@@ -662,25 +688,37 @@ class VrrpMachine:
 
     def _set_down_timer(self, duration: float, now: float, out: list[Action]) -> None:
         self.ms_down_timer = duration
-        self._arm(TimerKind.MASTER_DOWN, now + duration, out)
+        at = now + duration
+        if self.delayed_until is not None:
+            # vrrp_scheduler.c vrrp_init_instance_sands: during vrrp_startup_delay
+            # a BACKUP's timer counts from the end of the delay; once past, never again.
+            if now < self.delayed_until:
+                at = self.delayed_until + duration
+            else:
+                self.delayed_until = None
+        self._arm(TimerKind.MASTER_DOWN, at, out)
 
     # ----- INIT (vrrp_scheduler.c vrrp_init_state)
 
-    def _start(self, _e: Start, now: float, out: list[Action]) -> None:
+    def _start(self, e: Start, now: float, out: list[Action]) -> None:
+        self.delayed_until = e.delayed_until
         if self.own_fault or self.sync_fault:
             # "Entering FAULT STATE (init)"; notified because a tracker is down.
             self.wantstate = State.FAULT
             self._enter(State.FAULT, "init", out)
             out.append(RunNotify(State.FAULT, self.effective_priority))
             return
-        if self.params.priority == PRIO_OWNER and self._gate():
+        delayed = self.delayed_until is not None and now < self.delayed_until
+        owner = self.params.priority == PRIO_OWNER
+        if owner and self._gate() and not delayed:
             # vrrp_init_state: the address owner takes over at once (ms_down_timer = 1µs).
             self._goto_master(now, out, "owner")
             return
         self._enter(State.BACKUP, "init", out)
         out.append(RunNotify(State.BACKUP, self.effective_priority))
         self.master_adver_int = self.params.adver_int
-        self._set_down_timer(self.master_down_interval, now, out)
+        # an owner still in vrrp_startup_delay takes over as soon as it ends
+        self._set_down_timer(1e-6 if owner and delayed else self.master_down_interval, now, out)
 
     def _gate(self) -> bool:
         return self.sync_gate is None or self.sync_gate(self)
@@ -752,7 +790,10 @@ class VrrpMachine:
         self.master_priority = a.priority
         self.wantstate = State.BACKUP
         self.ms_down_timer = down = self.master_down_interval
-        self.timers[TimerKind.MASTER_DOWN] = now + down
+        until = self.delayed_until
+        self.timers[TimerKind.MASTER_DOWN] = (
+            now + down if until is None or now >= until else until + down
+        )
         return True
 
     def _backup_timer(self, e: TimerFired, now: float, out: list[Action]) -> None:
@@ -938,6 +979,7 @@ class VrrpMachine:
         if new == self.effective_priority:
             return
         old_down = self.ms_down_timer
+        out.append(PriorityChanged(self.effective_priority, new, self.state is State.MASTER))
         self.effective_priority = new
         self.ms_down_timer = self.master_down_interval
         at = self.timers.get(TimerKind.MASTER_DOWN)
@@ -1044,6 +1086,7 @@ __all__ = [
     "Event",
     "MachineParams",
     "NotifyMasterRxLowerPri",
+    "PriorityChanged",
     "Reload",
     "RemoveVips",
     "RunNotify",

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from pykeep import scripts
-from pykeep.config.model import GlobalDefs, Notify, Script
+from pykeep.config.model import Config, GlobalDefs, Notify, Script, VrrpInstance
 
 #: keepalived gives notify scripts no timeout of their own; we bound them so a
 #: hung script cannot pile up processes forever.
@@ -56,6 +56,17 @@ class NotifyTarget:
     name: str
     notify: Notify
     smtp_alert: bool | None = None  # None: global smtp_alert_vrrp / smtp_alert
+
+
+def priority_changes_wanted(inst: VrrpInstance, config: Config) -> bool:
+    """vrrp.c ``vrrp_complete_instance``: the instance's ``notify_priority_changes``,
+    else its sync group's, else global ``vrrp_notify_priority_changes``."""
+    if inst.notify_priority_changes is not None:
+        return inst.notify_priority_changes
+    for group in config.vrrp_sync_groups:
+        if inst.name in group.group and group.notify_priority_changes is not None:
+            return group.notify_priority_changes
+    return config.global_defs.vrrp_notify_priority_changes
 
 
 def fifo_line(kind: str, name: str, state: str, priority: int | None) -> str:
@@ -159,6 +170,7 @@ class Notifier:
         self._script_pids: list[int] = []
         self.mailer: Mailer | None = None
         self.smtp_default = False
+        self.no_email_faults = False
         self.smtp_sent = 0
         self._last_email: dict[tuple[str, str], str] = {}
         if global_defs is not None:
@@ -173,6 +185,7 @@ class Notifier:
         # vrrp.c vrrp_complete_instance: smtp_alert_vrrp, else smtp_alert, else off
         default = g.smtp_alert_vrrp if g.smtp_alert_vrrp is not None else g.smtp_alert
         self.smtp_default = bool(default)
+        self.no_email_faults = g.no_email_faults
         seen: set[str] = set()
         for fifo, script in (
             (g.notify_fifo, g.notify_fifo_script),
@@ -281,6 +294,16 @@ class Notifier:
             self._idle = trio.Event()
             self.nursery.start_soon(self._run_chain, chain)
 
+    def priority_changed(self, target: NotifyTarget, master: bool, priority: int) -> None:
+        """vrrp_notify.c ``send_instance_priority_notifies``: a FIFO line only,
+        ``MASTER_PRIORITY`` for a master, ``BACKUP_PRIORITY`` in any other state."""
+        state = "MASTER_PRIORITY" if master else "BACKUP_PRIORITY"
+        line = fifo_line(target.kind, target.name, state, priority)
+        if self.global_fifo is not None and self.global_fifo.argv:
+            write_fifo(self.global_fifo.argv[0], line)
+        for nf in self.fifos:
+            nf.write(line)
+
     def _email(self, target: NotifyTarget, state: str) -> None:
         """vrrp_notify.c ``vrrp_smtp_notifier``: one alert per state entered."""
         if self.mailer is None or state == "STOP":
@@ -290,6 +313,11 @@ class Notifier:
         wanted = target.smtp_alert if target.smtp_alert is not None else self.smtp_default
         key = (target.kind, target.name)
         if not wanted or self._last_email.get(key) == state:
+            return
+        if state == "FAULT" and self.no_email_faults:
+            # vrrp_notify.c send_instance_notifies / send_group_notifies: no
+            # alert, and the last state e-mailed stays the one before, so a
+            # return to it from FAULT is not e-mailed either.
             return
         alert = self.mailer.vrrp_alert(target.kind, target.name, state)
         if alert is None:

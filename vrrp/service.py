@@ -260,12 +260,17 @@ class VrrpService:
                     timers=self.timers,
                 )
                 self._remove_leftovers(self.config)
+                self._log_unknown_vrids(self.config)
                 # vrrp_daemon.c start_vrrp: static entries before any instance runs.
                 self.static = StaticEntries(netlink, self.log.info)
                 self.static.start(self.config)
                 self._start_trackers(self.config)
                 self._start_bfd(self.config)
                 self._start_processes(self.config)
+                delay = self.config.global_defs.vrrp_startup_delay
+                if delay:  # vrrp_daemon.c start_vrrp (not on reload)
+                    self.log.info(f"Delaying startup for {delay:g} seconds")
+                    self._env.startup_until = trio.current_time() + delay
                 await self._start_instances(self.config, list(self.config.vrrp_instances))
                 task_status.started()
                 await trio.sleep_forever()
@@ -292,6 +297,10 @@ class VrrpService:
             for route in inst.virtual_routes:
                 with contextlib.suppress(OSError, ValueError):
                     netlink.del_route(route, inst.interface)
+
+    def _log_unknown_vrids(self, config: Config) -> None:
+        """Global ``log_unknown_vrids``: the socket pool logs adverts nobody runs."""
+        self.pool.log_unknown = self.log.info if config.global_defs.log_unknown_vrids else None
 
     async def _start_instances(self, config: Config, instances: list[VrrpInstance]) -> None:
         assert self._nursery is not None and self._env is not None
@@ -331,6 +340,7 @@ class VrrpService:
         self.reloads += 1
         old = self.config
         self.config = config
+        self._log_unknown_vrids(config)
         self.links.ours = vip_addresses(config)
         new_by_key = {instance_key(i): i for i in config.vrrp_instances}
         gone = [d for k, d in self.drivers.items() if k not in new_by_key]
@@ -343,6 +353,11 @@ class VrrpService:
         self._start_trackers(config)
         self._start_bfd(config)
         self._start_processes(config)
+        # Model equality leaves source lines out, so an instance that only
+        # moved in the file is unchanged and left alone, as clear_diff_vrrp
+        # leaves it.  A changed vrrp_script or track file gets a new runner
+        # (_start_trackers), so every instance resubscribes.
+        same = config.global_defs == old.global_defs and _tracked_defs(config) == _tracked_defs(old)
         added: list[VrrpInstance] = []
         for key, inst in new_by_key.items():
             existing = self.drivers.get(key)
@@ -350,7 +365,9 @@ class VrrpService:
                 added.append(inst)
                 continue
             inst = self._tracked(inst, config, log=True)
-            if inst != existing.inst or config.global_defs != old.global_defs:
+            if same and inst == existing.inst:
+                existing.adopt(inst, config)
+            else:
                 existing.reload(inst, config)
         if added:
             await self._start_instances(config, added)
@@ -443,3 +460,8 @@ class VrrpService:
         held = driver.failover()
         self.log.info(f"({name}) failover {'requested' if held else 'released'} by operator")
         return held
+
+
+def _tracked_defs(config: Config) -> tuple[object, ...]:
+    """The definitions instances subscribe to by name; a change replaces their runners."""
+    return (config.vrrp_scripts, config.vrrp_track_files, config.vrrp_track_processes)

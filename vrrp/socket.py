@@ -261,6 +261,8 @@ class PoolSocket:
     dropped: Counter[str] = field(default_factory=Counter)
     #: called once per drained batch (the timer queue's deferred re-arm)
     after_drain: Callable[[], None] = field(default=lambda: None)
+    #: the pool, told of adverts for VRIDs nobody runs (log_unknown_vrids)
+    pool: SocketPool | None = None
     #: IPv4 header templates of the adverts sent, with their partial checksums
     _headers: dict[tuple[object, ...], tuple[bytearray, int, tuple[str, int]]] = field(
         default_factory=dict
@@ -376,8 +378,13 @@ class PoolSocket:
         vrid = got.payload[1]
         handler = self.subscribers.get(vrid)
         if handler is None:
-            # keepalived drops adverts for VRIDs it does not run silently.
+            # keepalived drops adverts for VRIDs it does not run, silently
+            # unless log_unknown_vrids (vrrp_scheduler.c vrrp_dispatcher_read).
             self.dropped["vrid"] += 1
+            if self.pool is not None and self.pool.log_unknown is not None:
+                self.pool.log_unknown(
+                    f"Unknown VRID({vrid}) received on interface({self.key.ifname}). ignoring..."
+                )
             return
         if handler(got) and datagram is not None and vrid in self.repeats:
             self._accepted[vrid] = (datagram[12:], datagram[8:10], datagram[:4])
@@ -438,6 +445,8 @@ class SocketPool:
 
     def __init__(self, after_drain: Callable[[], None] = lambda: None) -> None:
         self.after_drain = after_drain
+        #: global log_unknown_vrids: where the line goes (None: not logged)
+        self.log_unknown: Callable[[str], None] | None = None
         self.sockets: dict[SocketKey, PoolSocket] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -463,7 +472,13 @@ class SocketPool:
                 rx.close()
                 raise
             ps = PoolSocket(
-                key=key, ifindex=ifindex, group=group, rx=rx, tx=tx, after_drain=self.after_drain
+                key=key,
+                ifindex=ifindex,
+                group=group,
+                rx=rx,
+                tx=tx,
+                after_drain=self.after_drain,
+                pool=self,
             )
             self.sockets[key] = ps
             assert self._nursery is not None, "SocketPool.attach() first"

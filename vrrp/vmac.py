@@ -5,8 +5,10 @@ Mirrors keepalived/vrrp/vrrp_vmac.c ``netlink_link_add_vmac`` /
 (``vmac_sysctl``, ``parent_sysctl``, ``link_set_ipv6``):
 
 - the link is a private-mode macvlan on the instance's interface, named by
-  ``use_vmac NAME`` or ``vrrp.<VRID>`` (``create_vmac_name``), with MAC
-  00:00:5e:00:01:<VRID> (IPv6 instances: 00:00:5e:00:02:<VRID>);
+  ``use_vmac NAME`` or ``<vmac_prefix>.<VRID>`` (``create_vmac_name``; the
+  config settles the name, pykeep/config/validate.py), with MAC
+  00:00:5e:00:01:<VRID> (IPv6 instances: 00:00:5e:00:02:<VRID>), or the
+  one ``use_vmac`` gives (``netlink_link_add_vmac``: ``VRRP_VMAC_MAC_SPECIFIED``);
 - on an IPv4 instance's vmac: ``arp_ignore 1``, ``accept_local 1``,
   ``rp_filter 0``, ``promote_secondaries 1``, and IPv6 disabled; the base
   interface gets ``arp_ignore 1`` and ``arp_filter 1`` (so only the vmac
@@ -85,6 +87,7 @@ class Vmac:
     vrid: int
     family: int
     xmit_base: bool = False
+    address: str | None = None  # use_vmac's own MAC; None: the RFC's
     index: int | None = None
     _arp_base_held: bool = False
     _firewall: bool = False
@@ -100,11 +103,12 @@ class Vmac:
             vrid=inst.virtual_router_id,
             family=inst.family,
             xmit_base=inst.vmac_xmit_base,
+            address=inst.vmac_mac,
         )
 
     @property
     def mac(self) -> str:
-        return mac(self.vrid, self.family)
+        return self.address or mac(self.vrid, self.family)
 
     def up(self) -> int:
         """Create (or recreate) the link, apply the sysctls, bring it up; its ifindex."""

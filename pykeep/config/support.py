@@ -143,10 +143,9 @@ _ONE_PROCESS = (
 _NO_SNMP = "pykeep has no SNMP agent; use its /metrics endpoint (--metrics-listen)"
 _NO_DBUS = "pykeep offers no DBus service; use its control socket (pykeep ctl)"
 _NETLINK_BUFS = "pykeep keeps the kernel's default netlink socket buffer sizes"
-_NO_CHECKER_MAIL = (
-    "no e-mail is sent for checker, real-server or quorum changes "
-    "(pykeep e-mails VRRP state changes only)"
-)
+_T_MAIL_VM = "tests/test_lvs_keepalived_vm.py::test_real_server_and_quorum_mails_match_keepalived"
+_T_RS_MAIL = "tests/test_lvs_smtp.py::test_real_server_changes_are_mailed_as_keepalived"
+_T_RS_MAIL_DEFAULT = "tests/test_lvs_smtp.py::test_alert_defaults_and_the_several_checkers_line"
 _T_PROC = "tests/test_vrrp_track_process.py::test_master_tracking_process_like_keepalived"
 _T_PROC_RULES = "tests/test_vrrp_track_process.py::test_config_and_quorum_rules"
 _T_PROC_SG = "tests/test_vrrp_track_process.py::test_sync_group_members_take_group_process"
@@ -162,7 +161,12 @@ _T_FIREWALL = "tests/test_vrrp_firewall.py::test_ruleset_matches_keepalived"
 _T_ACCEPT = "tests/test_config_keywords.py::test_strict_mode_and_accept_choose_the_drop_set"
 _T_IPTABLES = "tests/test_config_keywords.py::test_vrrp_iptables_falls_back_to_nftables_as_debian_s"
 _T_VMAC = "tests/test_vrrp_vmac.py::test_vmac_matches_keepalived"
-_VMAC_NAME = "VMAC links are named vrrp.VRID, or as use_vmac names them"
+_T_PRIO = (
+    "tests/test_vrrp_notify_priority.py::"
+    "test_priority_lines_and_promote_secondaries_match_keepalived"
+)
+_T_DELAY = "tests/test_vrrp_keywords_wire.py::test_startup_delay_and_unknown_vrids_match_keepalived"
+_T_GARP_LOWER = "tests/test_vrrp_machine.py::test_garp_lower_prio_defaults_follow_global_defs"
 _NO_RELOAD_OPT = "pykeep reloads on SIGHUP without checking or copying the file first"
 
 STATUS: dict[str, Status] = {
@@ -187,14 +191,10 @@ STATUS: dict[str, Status] = {
     "global_defs/smtp_helo_name": Acts(_T_SMTP),
     "global_defs/smtp_connect_timeout": Acts(_T_SMTP),
     "global_defs/notification_email": Acts(_T_SMTP),
-    "global_defs/smtp_alert": Warned(
-        "it turns on VRRP alerts only: no e-mail is sent for checker, real-server or quorum changes"
-    ),
+    "global_defs/smtp_alert": Acts(_T_MAIL_VM),
     "global_defs/smtp_alert_vrrp": Acts(_T_SMTP_DEFAULT),
-    "global_defs/smtp_alert_checker": Warned(_NO_CHECKER_MAIL),
-    "global_defs/no_email_faults": Warned(
-        "VRRP changes to and from FAULT are e-mailed like any other"
-    ),
+    "global_defs/smtp_alert_checker": Acts(_T_RS_MAIL_DEFAULT),
+    "global_defs/no_email_faults": Acts(_T_SMTP),
     "global_defs/startup_script": Acts(_T_FIFO_SCRIPTS),
     "global_defs/startup_script_timeout": Acts(_T_SCRIPT_TIMEOUT),
     "global_defs/shutdown_script": Acts(_T_FIFO_SCRIPTS),
@@ -220,8 +220,8 @@ STATUS: dict[str, Status] = {
     "global_defs/vrrp_garp_master_repeat": Acts(_T_VPARAMS),
     "global_defs/vrrp_garp_master_refresh": Acts(_T_REFRESH),
     "global_defs/vrrp_garp_master_refresh_repeat": Acts(_T_REFRESH),
-    "global_defs/vrrp_garp_lower_prio_delay": Acts(_T_VPARAMS),
-    "global_defs/vrrp_garp_lower_prio_repeat": Acts(_T_VPARAMS),
+    "global_defs/vrrp_garp_lower_prio_delay": Acts(_T_GARP_LOWER),
+    "global_defs/vrrp_garp_lower_prio_repeat": Acts(_T_GARP_LOWER),
     "global_defs/vrrp_down_timer_adverts": Acts(_T_ELECT),
     "global_defs/vrrp_garp_interval": Acts(_T_GARP),
     "global_defs/vrrp_gna_interval": Acts(_T_GARP),
@@ -255,9 +255,7 @@ STATUS: dict[str, Status] = {
     "global_defs/notify_fifo_script": Acts(_T_FIFO_SCRIPTS),
     "global_defs/vrrp_notify_fifo": Acts(_T_FIFO),
     "global_defs/vrrp_notify_fifo_script": Acts(_T_FIFO_SCRIPTS),
-    "global_defs/vrrp_notify_priority_changes": Warned(
-        "priority changes are not written to the notify FIFO"
-    ),
+    "global_defs/vrrp_notify_priority_changes": Acts(_T_PRIO),
     "global_defs/fifo_write_vrrp_states_on_reload": Warned(
         "states are not written to the notify FIFO again on reload"
     ),
@@ -291,13 +289,17 @@ STATUS: dict[str, Status] = {
     "global_defs/rs_init_notifies": Warned(
         "real servers' notify scripts run on state changes only, not at start-up"
     ),
-    "global_defs/no_checker_emails": Warned("pykeep sends no checker e-mail at all"),
+    "global_defs/no_checker_emails": Acts(_T_RS_MAIL_DEFAULT),
     "global_defs/vrrp_rx_bufs_policy": Warned("VRRP sockets keep the kernel's buffer sizes"),
     "global_defs/vrrp_rx_bufs_multiplier": Warned("VRRP sockets keep the kernel's buffer sizes"),
-    "global_defs/vrrp_startup_delay": Warned("VRRP instances start at once"),
-    "global_defs/log_unknown_vrids": Warned("adverts for unknown VRIDs are counted, not logged"),
-    "global_defs/vmac_prefix": Warned(_VMAC_NAME),
-    "global_defs/vmac_addr_prefix": Warned(_VMAC_NAME),
+    "global_defs/vrrp_startup_delay": Acts(_T_DELAY),
+    "global_defs/log_unknown_vrids": Acts(_T_DELAY),
+    "global_defs/vmac_prefix": Acts(_T_VMAC),
+    # keepalived names only the VMACs it makes for addresses with it
+    # (vrrp.c vrrp_complete_instance: use_vmac_addr, per-address use_vmac)
+    "global_defs/vmac_addr_prefix": Warned(
+        "pykeep makes no VMAC for single addresses (use_vmac_addr), so no name uses it"
+    ),
     "global_defs/umask": Warned("files are created with the umask pykeep was started with"),
     "global_defs/random_seed": Warned("random numbers are seeded by the system"),
     "global_defs/reload_check_config": Warned(_NO_RELOAD_OPT),
@@ -325,7 +327,7 @@ STATUS: dict[str, Status] = {
     "vrrp_sync_group/smtp_alert": Acts(_T_SMTP),
     "vrrp_sync_group/global_tracking": Acts(_T_SGMEMBER),
     "vrrp_sync_group/sync_group_tracking_weight": Acts(_T_SGMEMBER),
-    "vrrp_sync_group/notify_priority_changes": Warned("no notification of priority changes"),
+    "vrrp_sync_group/notify_priority_changes": Acts(_T_PRIO),
     "garp_group": Warned("the block is skipped: interfaces keep the instances' ARP settings"),
     "linkbeat_interfaces": Warned("interface state comes from netlink events, never polling"),
     "interface_up_down_delays": Warned("interface state changes take effect at once"),
@@ -366,7 +368,7 @@ STATUS: dict[str, Status] = {
     "vrrp_instance/advert_int": Acts(_T_INTEROP),
     "vrrp_instance/virtual_ipaddress": Acts(_T_PAIR),
     "vrrp_instance/virtual_ipaddress_excluded": Acts(_T_VPARAMS),
-    "vrrp_instance/promote_secondaries": Warned("the interface's promote_secondaries is unchanged"),
+    "vrrp_instance/promote_secondaries": Acts(_T_PRIO),
     "vrrp_instance/linkbeat_use_polling": Warned(
         "interface state comes from netlink events, never polling"
     ),
@@ -383,9 +385,7 @@ STATUS: dict[str, Status] = {
     "vrrp_instance/notify_*": Acts(_T_NOTIFY),
     "vrrp_instance/notify": Acts(_T_NOTIFY),
     "vrrp_instance/smtp_alert": Acts(_T_SMTP),
-    "vrrp_instance/notify_priority_changes": Warned(
-        "priority changes are not written to the notify FIFO"
-    ),
+    "vrrp_instance/notify_priority_changes": Acts(_T_PRIO),
     "vrrp_instance/lvs_sync_daemon_interface": Warned(
         "no IPVS sync daemon follows this instance; use global_defs lvs_sync_daemon"
     ),
@@ -393,8 +393,8 @@ STATUS: dict[str, Status] = {
     "vrrp_instance/garp_master_refresh": Acts(_T_REFRESH),
     "vrrp_instance/garp_master_repeat": Acts(_T_VPARAMS),
     "vrrp_instance/garp_master_refresh_repeat": Acts(_T_REFRESH),
-    "vrrp_instance/garp_lower_prio_delay": Acts(_T_VPARAMS),
-    "vrrp_instance/garp_lower_prio_repeat": Acts(_T_VPARAMS),
+    "vrrp_instance/garp_lower_prio_delay": Acts(_T_GARP_LOWER),
+    "vrrp_instance/garp_lower_prio_repeat": Acts(_T_GARP_LOWER),
     "vrrp_instance/down_timer_adverts": Acts(_T_ELECT_WIRE),
     "vrrp_instance/garp_extra_if": Acts(_T_ELECT_WIRE),
     "vrrp_instance/vmac_garp_intvl": Acts(_T_ELECT_WIRE),
@@ -442,7 +442,7 @@ STATUS: dict[str, Status] = {
     "virtual_server/persistence_granularity": Acts(_T_IPVS),
     "virtual_server/protocol": Acts(_T_VSNEED),
     "virtual_server/ha_suspend": Acts(_T_HASUSPEND),
-    "virtual_server/smtp_alert": Warned(_NO_CHECKER_MAIL),
+    "virtual_server/smtp_alert": Acts(_T_MAIL_VM),
     "virtual_server/virtualhost": Acts(_T_HTTP),
     "virtual_server/snmp_name": Warned(_NO_SNMP),
     "virtual_server/alpha": Acts(_T_INHERIT),
@@ -465,7 +465,7 @@ STATUS: dict[str, Status] = {
     "virtual_server/real_server/inhibit_on_failure": Acts(_T_INHIBIT),
     "virtual_server/real_server/notify_up": Acts(_T_LVSNOTIFY),
     "virtual_server/real_server/notify_down": Acts(_T_LVSNOTIFY),
-    "virtual_server/real_server/smtp_alert": Warned(_NO_CHECKER_MAIL),
+    "virtual_server/real_server/smtp_alert": Acts(_T_RS_MAIL),
     "virtual_server/real_server/virtualhost": Acts(_T_HTTP),
     "virtual_server/real_server/snmp_name": Warned(_NO_SNMP),
     "virtual_server/real_server/warmup": Acts(_T_WARMUP),
@@ -509,26 +509,26 @@ STATUS: dict[str, Status] = {
 # stores a value without an entry here.  When a feature lands, its keyword
 # moves from here to ``Acts``.
 WARNED_FIELDS: dict[str, tuple[str, ...]] = {
-    "global_defs/smtp_alert": ("GlobalDefs.smtp_alert",),
     "global_defs/checker_log_all_failures": ("GlobalDefs.checker_log_all_failures",),
     "global_defs/dynamic_interfaces": ("GlobalDefs.dynamic_interfaces",),
     "vrrp_instance/lvs_sync_daemon_interface": ("VrrpInstance.lvs_sync_daemon_interface",),
-    "virtual_server/smtp_alert": ("VirtualServer.smtp_alert",),
-    "virtual_server/real_server/smtp_alert": ("RealServer.smtp_alert",),
     "virtual_server/real_server/*/log_all_failures": ("CheckerCommon.log_all_failures",),
     # Judged as keepalived judges them (config/unacted.py), kept nowhere.
     "linkbeat_interfaces": (),
     "interface_up_down_delays": (),
+    # Judged as keepalived's handlers judge them (global_parser.py,
+    # vrrp_parser.py, check_parser.py), kept nowhere.
+    "child_wait_time": (),
+    "global_defs/umask": (),
+    "global_defs/lvs_notify_fifo_script": (),
+    "vrrp_instance/use_ipvlan": (),
+    "virtual_server/weight": (),
 }
 
 # A warned keyword that acts in part (its warning says which part does not):
 # the runtime modules, or packages ("vrrp/"), that read its fields for the
 # part that acts.
-PARTLY: dict[str, tuple[str, ...]] = {
-    # VRRP alerts take their default from it (vrrp.c vrrp_complete_instance);
-    # checker alerts, which would too (check_data.c), are not sent.
-    "global_defs/smtp_alert": ("vrrp/",),
-}
+PARTLY: dict[str, tuple[str, ...]] = {}
 
 
 def matches(path: str, pattern: str) -> bool:

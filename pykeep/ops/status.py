@@ -491,17 +491,29 @@ def instance_status(
         if inst.garp_master_repeat is not None
         else g.vrrp_garp_master_repeat
     )
-    # vrrp_parser.c: garp_lower_prio_{delay,repeat} default to the master ones.
+    # vrrp.c vrrp_complete_instance: garp_lower_prio_{delay,repeat} default to the
+    # global lower-priority ones, then to the *global* master ones
+    # (vrrp_complete_init); strict mode makes them 0.
     lower_delay = next(
         v
-        for v in (inst.garp_lower_prio_delay, g.vrrp_garp_lower_prio_delay, garp_delay)
+        for v in (
+            inst.garp_lower_prio_delay,
+            g.vrrp_garp_lower_prio_delay,
+            g.vrrp_garp_master_delay,
+        )
         if v is not None
     )
     lower_rep = next(
         v
-        for v in (inst.garp_lower_prio_repeat, g.vrrp_garp_lower_prio_repeat, garp_rep)
+        for v in (
+            inst.garp_lower_prio_repeat,
+            g.vrrp_garp_lower_prio_repeat,
+            g.vrrp_garp_master_repeat,
+        )
         if v is not None
     )
+    if strict:
+        lower_delay, lower_rep = 0.0, 0
     scripts = {s.name: s for s in config.vrrp_scripts}
     tracked = []
     for ref in inst.track_script:
