@@ -150,6 +150,21 @@ def effective_quorum(vs: VirtualServer) -> int:
     return min(vs.quorum, sum(rs.weight for rs in vs.real_servers))
 
 
+_UINT = 2**32
+
+
+def effective_hysteresis(vs: VirtualServer) -> int:
+    """``hysteresis``, lowered below the effective quorum as keepalived does.
+
+    check_data.c ``validate_check_config``: a hysteresis not below quorum is
+    set to ``quorum - 1``, which for a quorum reduced to 0 (every real server
+    at weight 0) is the unsigned ``4294967295``.  Without it a pool of
+    weight 0 gained and lost quorum at every evaluation.
+    """
+    quorum = effective_quorum(vs)
+    return vs.hysteresis if vs.hysteresis < quorum else (quorum - 1) % _UINT
+
+
 def next_quorum(vs: VirtualServer, total: int, quorum_up: bool | None) -> bool:
     """Quorum after a change (ipwrapper.c ``update_quorum_state``).
 
@@ -159,10 +174,12 @@ def next_quorum(vs: VirtualServer, total: int, quorum_up: bool | None) -> bool:
     Once up it is lost when the live weight falls below
     ``quorum - hysteresis``, or when it reaches zero even if quorum is 0.
     """
-    quorum = effective_quorum(vs)
+    quorum, hysteresis = effective_quorum(vs), effective_hysteresis(vs)
+    # keepalived's quorum and hysteresis are unsigned ints: the thresholds wrap
+    # (quorum 0 with hysteresis UINT_MAX never gains, and would be lost below 1).
     if quorum_up is None or not quorum_up:
-        return total >= quorum + vs.hysteresis
-    threshold = quorum - vs.hysteresis
+        return total >= (quorum + hysteresis) % _UINT
+    threshold = (quorum - hysteresis) % _UINT
     return not (total == 0 or total < threshold)
 
 

@@ -30,9 +30,9 @@ from typing import Protocol
 import structlog
 import trio
 
-from pykeep.config.model import Config, IPAddress, LvsSyncDaemon, Script
+from pykeep.config.model import Config, IPAddress, LvsSyncDaemon, Script, VirtualServer
 
-from .desired import desired_table
+from .desired import DesiredError, desired_table, service_keys, vs_entries
 from .diff import Op, diff
 from .policy import PoolDecision, RsHealth, checkers_active, decide, rs_key, stop_scripts
 from .table import ServiceKey, Table, copy_table
@@ -64,10 +64,14 @@ class Reconciler:
     owned: set[ServiceKey] = field(default_factory=set)
     log: list[Op] = field(default_factory=list)
     sync_master: bool | None = None  # the sync daemon we run: master, backup, none
+    _indexed: tuple[Config, dict[str, tuple[VirtualServer, frozenset[ServiceKey]]]] | None = field(
+        default=None, repr=False
+    )
 
-    def _decisions(self) -> dict[str, PoolDecision]:
+    def _decisions(self, only: Collection[VirtualServer] | None = None) -> dict[str, PoolDecision]:
+        """Each virtual server's pool (``only`` these, when given); quorum and scripts noted."""
         out: dict[str, PoolDecision] = {}
-        for vs in self.config.virtual_servers:
+        for vs in self.config.virtual_servers if only is None else only:
             d = decide(vs, self.health, self.quorum.get(vs.key))
             out[vs.key] = d
             self.quorum[vs.key] = d.quorum_up
@@ -101,13 +105,66 @@ class Reconciler:
 
     def transition(self, key: str, up: bool, weight: int | None = None) -> list[Op]:
         """One real server changed state (or dynamic weight)."""
-        vs = next((v for v in self.config.virtual_servers if key.startswith(v.key + "/")), None)
+        vs, services = self._index().get(key.rsplit("/", 1)[0], (None, frozenset()))
         if vs is not None and not checkers_active(
             vs, self.local_addresses, self.config.vsg(vs.group) if vs.group else None
         ):
             return []
         self.health[key] = RsHealth(up, weight)
-        return self._sync(self.applied, set())
+        if vs is None or not services:
+            return self._sync(self.applied, set())
+        return self._sync_one(vs, services)
+
+    def _index(self) -> dict[str, tuple[VirtualServer, frozenset[ServiceKey]]]:
+        """Each virtual server by key, with its kernel services when no other shares them.
+
+        Built once per configuration: a transition then costs one virtual
+        server's pool, not the whole table's (hundreds of servers, each
+        reporting at start, made start-up quadratic).  A virtual server whose
+        key or services another one also names gets an empty set, and its
+        transitions take the full path that merges them.
+        """
+        if self._indexed is not None and self._indexed[0] is self.config:
+            return self._indexed[1]
+        keys: dict[str, list[VirtualServer]] = {}
+        owners: dict[ServiceKey, int] = {}
+        services: dict[int, frozenset[ServiceKey]] = {}
+        for vs in self.config.virtual_servers:
+            keys.setdefault(vs.key, []).append(vs)
+            try:
+                services[id(vs)] = frozenset(service_keys(vs, self.config))
+            except DesiredError:
+                services[id(vs)] = frozenset()
+            for skey in services[id(vs)]:
+                owners[skey] = owners.get(skey, 0) + 1
+        index: dict[str, tuple[VirtualServer, frozenset[ServiceKey]]] = {}
+        for key, same in keys.items():
+            mine = services[id(same[0])]
+            alone = len(same) == 1 and all(owners[skey] == 1 for skey in mine)
+            index[key] = (same[0], mine if alone else frozenset())
+        self._indexed = (self.config, index)
+        return index
+
+    def _sync_one(self, vs: VirtualServer, services: frozenset[ServiceKey]) -> list[Op]:
+        """``_sync`` for one virtual server that shares no kernel service.
+
+        The other virtual servers' health and quorum did not change, so their
+        pools (and scripts) are what the last sync left.
+        """
+        d = self._decisions((vs,))[vs.key]
+        want = dict(vs_entries(vs, self.config, d.members))
+        current = {k: self.applied[k] for k in services if k in self.applied}
+        ops = diff(current, want, set())
+        if ops:
+            try:
+                self.kernel.apply(ops)
+            except RuntimeError:
+                self.applied = self.kernel.read()
+                raise
+            self.log.extend(ops)
+        self.applied = {**self.applied, **want}
+        self.owned |= set(want)
+        return ops
 
     def reload(self, config: Config) -> list[Op]:
         """Switch to ``config``; health of servers that remain is kept."""

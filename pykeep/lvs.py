@@ -34,7 +34,7 @@ import queue
 import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import outcome
 import trio
@@ -63,6 +63,9 @@ from pykeep.config.model import (
 from pykeep.ops import status
 from pykeep.ops.drain import DrainSet
 from pykeep.ops.status import LatencyRecorder
+
+if TYPE_CHECKING:  # pykeep.smtp is loaded when a real server's change is mailed
+    from pykeep.smtp import Alert, Mailer
 
 #: How often the kernel's IPVS counters are re-read for status and metrics.
 STATS_INTERVAL = 5.0
@@ -159,6 +162,8 @@ class RecordedChecker:
         self.last_ok: bool | None = None
         self.last_reason: str | None = None
         self.latency = LatencyRecorder()
+        #: told the checker's first result (MISC_CHECK's first-run e-mail)
+        self.on_first: Callable[[Result], None] | None = None
 
     @property
     def steps(self) -> int:
@@ -167,11 +172,14 @@ class RecordedChecker:
     def _note(self, result: Result, started: float) -> Result:
         self.latency.observe(max(0.0, trio.current_time() - started))
         self.last_ok = result.ok
+        first = self.successes + self.failures == 0
         if result.ok:
             self.successes += 1
         else:
             self.failures += 1
             self.last_reason = result.reason
+        if first and self.on_first is not None:
+            self.on_first(result)
         return result
 
     async def check(self, target: Target, timeout: float) -> Result:
@@ -257,9 +265,9 @@ class DrainingReconciler(Reconciler):
     drained: DrainSet = field(default_factory=DrainSet)
     quorum_events: list[tuple[VirtualServer, PoolDecision]] = field(default_factory=list)
 
-    def _decisions(self) -> dict[str, PoolDecision]:
-        out = super()._decisions()
-        for vs in self.config.virtual_servers:
+    def _decisions(self, only: Collection[VirtualServer] | None = None) -> dict[str, PoolDecision]:
+        out = super()._decisions(only)
+        for vs in self.config.virtual_servers if only is None else only:
             d = out.get(vs.key)
             if d is None:
                 continue
@@ -466,7 +474,7 @@ class LvsService:
             except RuntimeError as e:
                 self.log.error("IPVS start failed", reason=str(e))
                 ops = []
-            self._after(ops, before)
+            self._after(ops, before, init=True)
 
     def _start_checker(self, nursery: trio.Nursery, vs: VirtualServer, rs: RealServer) -> None:
         key = rs_key(vs, rs)
@@ -479,6 +487,8 @@ class LvsService:
                 self.log.error("checker not started", server=key, reason=str(e))
                 continue
             rc = RecordedChecker(checker, m.keyword, target)
+            if m.keyword == "MISC_CHECK":
+                rc.on_first = functools.partial(self._misc_first, key, vs, rs, not timing.alpha)
             recorded.append(rc)
             built.append((rc, target, timing))
         entry = _Checked(key, checker_signature(vs, rs), recorded)
@@ -535,6 +545,7 @@ class LvsService:
                 # the quorum change its transition causes (update_quorum_state).
                 if was is not None and was.alive != tr.up:
                     self._notify_rs(entry.key, tr.up)
+                    self._email_rs(entry.key, tr)
                 self._after(ops, before)
 
     def _log_check(self, entry: _Checked, tr: Transition) -> None:
@@ -559,6 +570,8 @@ class LvsService:
         Only real changes are notified, never a server's initial state.
         """
         for vs in self.config.virtual_servers:
+            if not key.startswith(vs.key + "/"):
+                continue  # rs_key for every server of every service made each change O(N)
             for rs in vs.real_servers:
                 if rs_key(vs, rs) == key:
                     script = rs.notify_up if up else rs.notify_down
@@ -567,6 +580,77 @@ class LvsService:
                     proto = "none" if vs.fwmark is not None else vs.protocol.value.lower()
                     rs_name = fmt_rs(str(rs.address), rs.port, proto)
                     self._fifo(f"RS {rs_name} {vs.key} {'UP' if up else 'DOWN'}\n")
+
+    def _email_rs(self, key: str, tr: Transition) -> None:
+        """The checker's e-mail for a real server's change (check_tcp.c
+        ``tcp_epilog`` and its twins, smtp.c ``SMTP_MSG_RS``; pykeep/smtp.py)."""
+        from pykeep import smtp
+
+        g = self.config.global_defs
+        mailer = smtp.Mailer.from_config(g)  # None: no notification_email or smtp_server
+        if mailer is None or self._nursery is None:
+            return
+        keyword, _, why = tr.reason.partition(": ")
+        for vs in self.config.virtual_servers:
+            if not key.startswith(vs.key + "/"):
+                continue
+            for rs in vs.real_servers:
+                if rs_key(vs, rs) != key or not smtp.checker_mail_wanted(rs, g, True):
+                    continue
+                proto = "none" if vs.fwmark is not None else vs.protocol.value.lower()
+                rs_name = fmt_rs(str(rs.address), rs.port, proto)
+                alert = mailer.checker_alert(rs_name, smtp.fmt_vs(vs), tr.up, keyword, why)
+                if alert is not None:
+                    self._nursery.start_soon(self._send_email, mailer, alert)
+
+    def _misc_first(
+        self, key: str, vs: VirtualServer, rs: RealServer, started_up: bool, result: Result
+    ) -> None:
+        """check_misc.c ``misc_check_child_thread`` mails a MISC_CHECK's first
+        result even when it leaves the server as it was (its condition lacks
+        ``tcp_epilog``'s ``checker_was_up``); a first result that changes the
+        server is mailed with the change (:meth:`_email_rs`)."""
+        from pykeep import smtp
+
+        g = self.config.global_defs
+        mailer = smtp.Mailer.from_config(g)
+        if (
+            mailer is None
+            or self._nursery is None
+            or result.ok != started_up
+            or not smtp.checker_mail_wanted(rs, g, False)
+        ):
+            return
+        h = self.reconciler.health.get(key)
+        proto = "none" if vs.fwmark is not None else vs.protocol.value.lower()
+        alert = mailer.checker_alert(
+            fmt_rs(str(rs.address), rs.port, proto),
+            smtp.fmt_vs(vs),
+            h.alive if h is not None else started_up,
+            "MISC_CHECK",
+            result.reason,
+            passed=result.ok,
+        )
+        if alert is not None:
+            self._nursery.start_soon(self._send_email, mailer, alert)
+
+    def _email_vs(self, vs: VirtualServer, up: bool, weight: int, init: bool) -> None:
+        """ipwrapper.c ``do_vs_notifies``: a virtual server's quorum change (pykeep/smtp.py)."""
+        from pykeep import smtp
+
+        g = self.config.global_defs
+        mailer = smtp.Mailer.from_config(g)
+        if mailer is None or self._nursery is None or not smtp.quorum_alerts_on(vs, g):
+            return
+        alert = mailer.quorum_alert(vs, up, weight, init)
+        self._nursery.start_soon(self._send_email, mailer, alert)
+
+    async def _send_email(self, mailer: Mailer, alert: Alert) -> None:
+        from pykeep import smtp
+
+        reason = await smtp.send(mailer, alert)
+        if reason:
+            self.log.warning(reason)
 
     def _fifo(self, line: str) -> None:
         """ipwrapper.c ``notify_fifo_vs`` / ``notify_fifo_rs``: the same line goes to
@@ -594,11 +678,12 @@ class LvsService:
                 reason=result.reason,
             )
 
-    def _after(self, ops: list[Op], before: Table) -> None:
+    def _after(self, ops: list[Op], before: Table, init: bool = False) -> None:
         """Log what was sent, quorum changes, and start the scripts the policy asked for."""
         for vs, d in self.reconciler.quorum_events:
             if d.event in (QuorumEvent.UP, QuorumEvent.DOWN):
                 self._fifo(f"VS {vs.key} {'UP' if d.event is QuorumEvent.UP else 'DOWN'}\n")
+                self._email_vs(vs, d.event is QuorumEvent.UP, d.live_weight, init)
             if d.event is QuorumEvent.UP:
                 self.log.info(
                     f"Gained quorum {vs.quorum}+{vs.hysteresis}={vs.quorum + vs.hysteresis}"
