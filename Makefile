@@ -4,10 +4,10 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 APT_PACKAGES := iproute2 keepalived ipvsadm tcpdump iputils-ping curl kmod \
                 qemu-system-x86 linux-image-amd64 busybox-static systemd \
-                nftables frr prometheus redis-server
+                nftables frr prometheus redis-server e2fsprogs
 PYTEST_ARGS ?=
 
-.PHONY: setup demo demo-cluster test test-fast lint typecheck docs bench differential clean chaos fuzz
+.PHONY: setup demo demo-cluster test test-fast lint typecheck docs bench differential differential-vm clean chaos fuzz
 
 setup: .stamp-apt .stamp-venv
 
@@ -24,7 +24,9 @@ setup: .stamp-apt .stamp-venv
 .stamp-venv: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-	@$(PY) -m pip install -q -e '.[test]'
+	@# compat: a plain path in a .pth; the default editable finder costs every
+	@# Python start (pykeep -t included) about 25 ms of imports at site time.
+	@$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
 lint: setup
@@ -46,14 +48,15 @@ test-fast: setup
 # Everything. pytest exits 5 when it collected nothing: that is a failure too.
 # The VM tests run in a second pytest beside the namespace and pure tests: the
 # guest keeps about one core busy, the namespace tests wait mostly on protocol
-# timers, so together they take the time of the longer one.  The demo's own
-# boot follows the namespace tests in their lane, which ends first.  The VM
-# lane's output follows the others'.
+# timers, so together they take the time of the longer one.  For the same
+# reason the namespace and pure tests run in two workers, a module per worker
+# at a time (each rig has its own namespaces).  The demo's own boot follows
+# them in their lane, which ends first.  The VM lane's output follows the others'.
 DEMO_VM_TEST := tests/test_sim_demo.py::test_default_demo_with_pykeep_directors_in_the_vm
 test: setup lint typecheck docs
 	@$(PY) -m pytest -q -m vm --deselect $(DEMO_VM_TEST) --durations=15 $(PYTEST_ARGS) \
 	  > .vm-tests.log 2>&1 & vm=$$!; \
-	$(PY) -m pytest -q -m "not vm" --durations=25 $(PYTEST_ARGS); rest=$$?; \
+	$(PY) -m pytest -q -m "not vm" -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS); rest=$$?; \
 	$(PY) -m pytest -q -m vm $(DEMO_VM_TEST); demo=$$?; \
 	wait $$vm; vmrc=$$?; echo "--- VM tests ---"; cat .vm-tests.log; \
 	echo "VM tests: exit $$vmrc; demo: exit $$demo; other tests: exit $$rest"; \
@@ -76,6 +79,10 @@ chaos: setup
 # pykeep -t against keepalived -t on 20,000 generated files (root: one netns).
 differential: setup
 	$(PY) -m tests.differential --count 20000
+
+# keepalived -C against pykeep -C in the VM on 200 generated virtual-server cases.
+differential-vm: setup
+	$(PY) -m tests.differential_vm --count 200
 
 # The fuzzers at full size (make test runs them small): inputs, distinct rejections, crashes.
 fuzz: setup

@@ -28,6 +28,8 @@ ipvsadm -a -t 192.168.65.127:80 -r 192.168.65.156:80 -g -w 1
 ipvsadm -a -t 192.168.65.127:80 -r 192.168.65.157:80 -g -w 2
 ipvsadm -Sn > "$W/ipvsadm.txt"
 test "$PYKEEP_IN_VM" = 1 && echo "in_vm: True"
+# The runner's image of the interpreter and the project, laid over the host paths.
+findmnt -n -o SOURCE,FSTYPE "$PWD/pykeep" > "$W/pykeep-mount.txt"  # cwd: the project
 ipvsadm -C
 ip netns add pk-vmprobe-a
 ip link add br0 type bridge
@@ -54,6 +56,8 @@ def test_ipvs_round_trip_in_one_boot(shared_vm: vmshare.SharedRun) -> None:
         "-a -t 192.168.65.127:80 -r 192.168.65.157:80 -g -w 2",
     ]
     assert "in_vm: True" in out
+    # The project is read from the runner's image, not over 9p (sim/vm.py _cache_image).
+    assert (shared_vm.part("probe") / "pykeep-mount.txt").read_text().split() == ["pk", "overlay"]
     assert "netns+veth+bridge ok" in out
     # The runner keeps the script's stdout and stderr apart.
     assert "part probe: rc 7" in res.stdout and "part probe done" not in res.stdout
