@@ -79,6 +79,7 @@ class VrrpService:
         self.coords: list[SyncCoord] = []
         self.timers = TimerQueue()
         self.pool = SocketPool(after_drain=self.timers.flush)
+        self.timers.before_fire = self.pool.drain_nowait
         self.links = LinkWatcher()
         self.links.ours = vip_addresses(config)  # VIPs never become an advert source
         self.links.log = self.log.info

@@ -415,21 +415,25 @@ class PoolSocket:
 
     async def run(self) -> None:
         """Read forever: one wake-up drains the socket, each datagram to its VRID."""
+        while True:
+            await trio.lowlevel.wait_readable(self.rx)
+            self.drain_nowait()
+            self.after_drain()
+
+    def drain_nowait(self) -> None:
+        """Dispatch what the socket holds now (up to a batch), without waiting."""
         rx = self.rx
         v4 = self.key.family == 4
-        while True:
-            await trio.lowlevel.wait_readable(rx)
-            for _ in range(DRAIN_BATCH):
-                try:
-                    if not v4:
-                        self._dispatch(self.receive_nowait())
-                        continue
-                    datagram = rx.recv(65535)
-                except BlockingIOError:
-                    break
-                if not self._repeat(datagram):
-                    self._dispatch(parse_ipv4(datagram), datagram)
-            self.after_drain()
+        for _ in range(DRAIN_BATCH):
+            try:
+                if not v4:
+                    self._dispatch(self.receive_nowait())
+                    continue
+                datagram = rx.recv(65535)
+            except BlockingIOError:
+                return
+            if not self._repeat(datagram):
+                self._dispatch(parse_ipv4(datagram), datagram)
 
     def close(self) -> None:
         for sock in (self.rx, self.tx):
@@ -506,6 +510,23 @@ class SocketPool:
         # Closed by unsubscribe(), or the interface went away.
         with contextlib.suppress(trio.ClosedResourceError, OSError):
             await ps.run()
+
+    def drain_nowait(self) -> None:
+        """Dispatch every advert already queued on any socket, before timers fire.
+
+        A backup stopped past its Master_Down time (SIGSTOP, a starved host)
+        wakes with its timer due and its master's adverts queued.
+        keepalived's scheduler moves every ready socket's read thread to the
+        ready queue before any timeout thread of that epoll round
+        (lib/scheduler.c thread_fetch_next_queue), and the VRRP read
+        thread's timeout is the socket's own, so the adverts are read and
+        the timer never fires.  trio runs ready tasks in no fixed order,
+        so the timer queue calls this first.
+        """
+        for ps in list(self.sockets.values()):
+            if ps.rx.fileno() >= 0:
+                with contextlib.suppress(OSError):
+                    ps.drain_nowait()
 
     def dropped(self) -> Counter[str]:
         total: Counter[str] = Counter()

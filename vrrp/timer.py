@@ -128,6 +128,9 @@ class TimerQueue:
         #: wake-ups of the queue's task, and how many of them fired nothing
         self.wakeups = 0
         self.idle_wakeups = 0
+        #: runs at each wake-up before anything fires: the socket pool's
+        #: drain, so adverts already queued count before a deadline does
+        self.before_fire: Callable[[], None] = lambda: None
 
     def timer(self, fire: Callable[[], None]) -> Timer:
         return Timer(self, fire)
@@ -229,6 +232,7 @@ class TimerQueue:
                         await self._kick.wait()
                         continue  # the head moved: re-read it
                 self.wakeups += 1
+                self.before_fire()
                 if not self.fire_due(trio.current_time()):
                     self.idle_wakeups += 1
         finally:
