@@ -413,12 +413,19 @@ def _servers(c: dict[str, int]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("mode", ["dr", "nat"])
-def test_rr_spreads_100_requests_within_one(results: dict[str, Any], mode: str) -> None:
+def test_rr_spreads_100_requests_evenly(results: dict[str, Any], mode: str) -> None:
+    """Every request answered, alternating over both real servers.
+
+    Counted at the client, so a request that reaches the other director
+    (whose rr position is its own) shifts the split by two: seen once as
+    51/49 in a full run, with every request answered.  A scheduler that is
+    not round robin is far outside that (wrr 1:3 gives 25/75).
+    """
     got = results.get(f"{mode}_rr")
     assert got, _ctx(results)
     assert sum(got.values()) == 100 and got.get("-", 0) == 0, got
     per = sorted(_servers(got).values())
-    assert len(per) == 2 and per[1] - per[0] <= 1, got
+    assert len(per) == 2 and per[1] - per[0] <= 2, got
 
 
 @pytest.mark.parametrize("mode", ["dr", "nat"])
