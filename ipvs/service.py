@@ -81,7 +81,12 @@ class Reconciler:
 
     def _sync(self, current: Table, prune: Collection[ServiceKey] | None) -> list[Op]:
         want = desired_table(self.config, self._decisions())
-        ops = diff(current, want, prune)
+        ops = self._apply(diff(current, want, prune))
+        self.applied = want
+        self.owned = set(want)
+        return ops
+
+    def _apply(self, ops: list[Op]) -> list[Op]:
         if ops:
             try:
                 self.kernel.apply(ops)
@@ -91,8 +96,6 @@ class Reconciler:
                 self.applied = self.kernel.read()
                 raise
             self.log.extend(ops)
-        self.applied = want
-        self.owned = set(want)
         return ops
 
     def start(self) -> list[Op]:
@@ -154,14 +157,7 @@ class Reconciler:
         d = self._decisions((vs,))[vs.key]
         want = dict(vs_entries(vs, self.config, d.members))
         current = {k: self.applied[k] for k in services if k in self.applied}
-        ops = diff(current, want, set())
-        if ops:
-            try:
-                self.kernel.apply(ops)
-            except RuntimeError:
-                self.applied = self.kernel.read()
-                raise
-            self.log.extend(ops)
+        ops = self._apply(diff(current, want, set()))
         self.applied = {**self.applied, **want}
         self.owned |= set(want)
         return ops

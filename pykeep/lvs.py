@@ -94,6 +94,12 @@ def fmt_rs(address: str, port: int | None, proto: str = "tcp") -> str:
     return f"[{address}]:{proto}:{port if port is not None else 0}"
 
 
+def _rs_name(vs: VirtualServer, rs: RealServer) -> str:
+    """A configured real server as keepalived names it in FIFO lines and mails."""
+    proto = "none" if vs.fwmark is not None else vs.protocol.value.lower()
+    return fmt_rs(str(rs.address), rs.port, proto)
+
+
 def op_event(op: Op, before: Table) -> str:
     """One IPVS operation as keepalived's ipwrapper.c logs the matching change."""
     vs = _fmt_skey(op.skey)
@@ -569,17 +575,20 @@ class LvsService:
 
         Only real changes are notified, never a server's initial state.
         """
+        for vs, rs in self._servers(key):
+            script = rs.notify_up if up else rs.notify_down
+            if script is not None:
+                self._spawn(script)
+            self._fifo(f"RS {_rs_name(vs, rs)} {vs.key} {'UP' if up else 'DOWN'}\n")
+
+    def _servers(self, key: str) -> Iterable[tuple[VirtualServer, RealServer]]:
+        """The configured (virtual server, real server) pairs behind a health key."""
         for vs in self.config.virtual_servers:
             if not key.startswith(vs.key + "/"):
                 continue  # rs_key for every server of every service made each change O(N)
             for rs in vs.real_servers:
                 if rs_key(vs, rs) == key:
-                    script = rs.notify_up if up else rs.notify_down
-                    if script is not None:
-                        self._spawn(script)
-                    proto = "none" if vs.fwmark is not None else vs.protocol.value.lower()
-                    rs_name = fmt_rs(str(rs.address), rs.port, proto)
-                    self._fifo(f"RS {rs_name} {vs.key} {'UP' if up else 'DOWN'}\n")
+                    yield vs, rs
 
     def _email_rs(self, key: str, tr: Transition) -> None:
         """The checker's e-mail for a real server's change (check_tcp.c
@@ -591,17 +600,12 @@ class LvsService:
         if mailer is None or self._nursery is None:
             return
         keyword, _, why = tr.reason.partition(": ")
-        for vs in self.config.virtual_servers:
-            if not key.startswith(vs.key + "/"):
+        for vs, rs in self._servers(key):
+            if not smtp.checker_mail_wanted(rs, g, True):
                 continue
-            for rs in vs.real_servers:
-                if rs_key(vs, rs) != key or not smtp.checker_mail_wanted(rs, g, True):
-                    continue
-                proto = "none" if vs.fwmark is not None else vs.protocol.value.lower()
-                rs_name = fmt_rs(str(rs.address), rs.port, proto)
-                alert = mailer.checker_alert(rs_name, smtp.fmt_vs(vs), tr.up, keyword, why)
-                if alert is not None:
-                    self._nursery.start_soon(self._send_email, mailer, alert)
+            alert = mailer.checker_alert(_rs_name(vs, rs), smtp.fmt_vs(vs), tr.up, keyword, why)
+            if alert is not None:
+                self._nursery.start_soon(self._send_email, mailer, alert)
 
     def _misc_first(
         self, key: str, vs: VirtualServer, rs: RealServer, started_up: bool, result: Result
@@ -622,9 +626,8 @@ class LvsService:
         ):
             return
         h = self.reconciler.health.get(key)
-        proto = "none" if vs.fwmark is not None else vs.protocol.value.lower()
         alert = mailer.checker_alert(
-            fmt_rs(str(rs.address), rs.port, proto),
+            _rs_name(vs, rs),
             smtp.fmt_vs(vs),
             h.alive if h is not None else started_up,
             "MISC_CHECK",

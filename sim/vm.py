@@ -226,7 +226,8 @@ def _cache_image(dest: Path) -> list[Path]:
     mke2fs = shutil.which("mke2fs") or shutil.which("mke2fs", path="/sbin:/usr/sbin")
     if mke2fs is None:
         return []
-    stdlib, purelib, *rest = _cached_paths()
+    paths = _cached_paths()
+    stdlib, purelib, *rest = paths
     members = [stdlib, *rest]
     members += [purelib / n for n in CACHED_PACKAGES if (purelib / n).exists()]
     members += [
@@ -253,7 +254,7 @@ def _cache_image(dest: Path) -> list[Path]:
         return []
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [stdlib, purelib, *rest]
+    return paths
 
 
 def _cache_mounts(cached: Sequence[Path]) -> list[str]:

@@ -508,20 +508,24 @@ def _virtualhost(p: Parser, line: Line) -> None:
         _rs_or_vs(p)["virtualhost"] = v
 
 
+def _script_once(p: Parser, line: Line, key: str, block: dict[str, Any] | None, where: str) -> None:
+    """``key``'s script into ``block``, or keepalived's refusal of a second one.
+
+    check_parser.c quorum_up_handler / notify_up_handler: the duplicate is
+    refused before its script is read, so it never counts as a script to run.
+    """
+    if block is not None and key in block:
+        word = p.arg(line)  # keepalived's message reads word 1: exit 2 without it
+        p.error(f"{key} script already specified - ignoring {word}", f"give {key} once per {where}")
+        return
+    sc = p.script(line, key)
+    if sc is not None and block is not None:
+        block[key] = sc
+
+
 def _quorum_script(key: str) -> Any:
-    # check_parser.c quorum_up_handler: the duplicate is refused before its
-    # script is read, so it never counts as a script to run.
     def handler(p: Parser, line: Line) -> None:
-        if key in _d(p):
-            word = p.arg(line)  # keepalived's message reads word 1: exit 2 without it
-            p.error(
-                f"{key} script already specified - ignoring {word}",
-                f"give {key} once per virtual_server",
-            )
-            return
-        sc = p.script(line, key)
-        if sc is not None:
-            _d(p)[key] = sc
+        _script_once(p, line, key, _d(p), "virtual_server")
 
     return handler
 
@@ -624,19 +628,8 @@ def _rs_int(key: str) -> Any:
 
 
 def _rs_notify(key: str) -> Any:
-    # check_parser.c notify_up_handler: the duplicate is refused before its script is read.
     def handler(p: Parser, line: Line) -> None:
-        rs = p.state.cur.get("rs")
-        if rs is not None and key in rs:
-            word = p.arg(line)  # keepalived's message reads word 1: exit 2 without it
-            p.error(
-                f"{key} script already specified - ignoring {word}",
-                f"give {key} once per real_server",
-            )
-            return
-        sc = p.script(line, key)
-        if sc is not None and rs is not None:
-            rs[key] = sc
+        _script_once(p, line, key, p.state.cur.get("rs"), "real_server")
 
     return handler
 
