@@ -145,12 +145,13 @@ def test_dump_conf_logs_the_configuration_and_no_syslog_is_silent(tmp_path: Path
     import sys
     import time
 
-    from sim.netns import Rig
+    from sim.netns import Rig, unique_rig_name
     from tests.netns_vrrp import lan, vrrp_conf
 
     conf = tmp_path / "k.conf"
     conf.write_text(vrrp_conf(vrid=71, vips=("10.99.0.171/32",)))
-    with Rig("ck") as rig:
+    # A rig name of its own: another test's "ck" rig may be up at the same time.
+    with Rig(unique_rig_name("cli")) as rig:
         lan(rig, {"a": "10.99.0.11/24"})
         outs = {}
         for name, extra in (("dump", ["-l", "-d"]), ("quiet", ["-G", "-D"])):

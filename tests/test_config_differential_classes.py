@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pykeep.config import LoadResult, Severity, load, load_text
+from pykeep.config.model import MiscCheck
 from tests.differential.runner import (
     keepalived_outcome,
     namespace,
@@ -98,6 +99,34 @@ CASES: dict[str, str] = {
     "      host {\n        connect_ip fe80::1\n      }\n    }\n  }\n}\n",
     "lvs-sync-daemon-forms": "global_defs {\n  lvs_sync_daemon dfa0\n"
     "  lvs_sync_daemon dfa0 VI_1 id 300\n}\n" + INSTANCE.format(extra=""),
+    # The last exit-code classes of the generated differential (seed 1).
+    "umask-missing": "global_defs {\n  umask 4294967295\n  umask\n}\n" + INSTANCE.format(extra=""),
+    "digest-duplicate": "virtual_server 192.0.2.100 80 {\n  protocol TCP\n"
+    "  real_server 192.0.2.11 80 {\n    SSL_GET {\n      url {\n        path /\n"
+    "        digest d41d8cd98f00b204e9800998ecf8427e\n"
+    "        digest d41d8cd98f00b204e9800998ecf8427e\n      }\n    }\n  }\n}\n",
+    "kernel-rx-buf-extra": INSTANCE.format(extra="  kernel_rx_buf_size 1 1"),
+    "misc-timeout-seconds": "virtual_server 192.0.2.100 80 {\n  protocol TCP\n"
+    "  real_server 192.0.2.11 80 {\n    MISC_CHECK {\n      misc_path /bin/true\n"
+    "      misc_timeout 0.5\n    }\n  }\n}\n",
+    "fifo-script-first-dropped": "global_defs {\n  lvs_notify_fifo_script true 1\n"
+    "  lvs_notify_fifo_script yes\n}\n"
+    "virtual_server 192.0.2.100 80 {\n  protocol TCP\n"
+    "  real_server 192.0.2.11 80 {\n    TCP_CHECK {\n    }\n  }\n}\n",
+    "real-server-port-range": "virtual_server 192.0.2.100 80 {\n  protocol TCP\n"
+    "  real_server 192.0.2.12 99999 {\n    MISC_CHECK {\n      misc_path /bin/true\n"
+    "    }\n  }\n  real_server 192.0.2.11 80 {\n  }\n}\n",
+    "value-block-without-brace": "interface_up_down_delays off\nvirtual_server_group 1\n"
+    "global_defs {\n  router_id x\n}\n" + INSTANCE.format(extra=""),
+    "track-group-empty-list": 'vrrp_script chk {\n  script "/bin/true"\n}\n'
+    "track_group tg {\n  group {\n  }\n  group VSG1\n}\n"
+    + INSTANCE.format(extra="  track_script {\n    chk\n  }"),
+    "bfd-stops-last": "track_group x1 {\n  group VSG1 extra\n}\nbfd_instance x1 {\n"
+    "  vrrp 1\n  hoplimit\n  max_hops on\n}\n" + INSTANCE.format(extra=""),
+    "bfd-neighbor-prefix": "bfd_instance b1 {\n  neighbor_ip 192.0.2.1/24\n"
+    "  source_ip 192.0.2.2-9\n}\n" + INSTANCE.format(extra="  track_bfd {\n    b1\n  }"),
+    "checker-stops-first": "bfd_instance x1 {\n}\nvirtual_server_group 0\n"
+    "global_defs {\n  router_id x\n}\n" + INSTANCE.format(extra=""),
 }
 
 
@@ -288,6 +317,78 @@ def test_generated_classes_give_keepalived_verdicts() -> None:
     assert "lvs_sync_daemon has already been specified as dfa0  - ignoring" in _messages(r)
     assert r.config.global_defs.lvs_sync_daemon is not None
     assert r.config.global_defs.lvs_sync_daemon.vrrp_instance == ""
+
+
+def test_last_exit_code_classes_give_keepalived_verdicts() -> None:
+    """The exit-code classes the 20,000-file differential still found, each as keepalived 2.2.7.
+
+    The netns test below runs the same files through keepalived itself.
+    """
+    v = {name: _judge(name) for name in CASES}
+    # global_parser.c umask_handler takes strvec_slot(strvec, 1) first:
+    # without a word, parser.c null_strvec exits 2.
+    assert v["umask-missing"].exit_code == 2
+    assert "invalid umask value 4294967295" in _messages(v["umask-missing"])
+    # check_http.c digest_handler: a url's second digest is refused.
+    r = v["digest-duplicate"]
+    assert r.exit_code == 5
+    assert "Digest 'd41d8cd98f00b204e9800998ecf8427e' is a duplicate" in _messages(r)
+    # vrrp_parser.c kernel_rx_buf_size_handler wants exactly one word.
+    r = v["kernel-rx-buf-extra"]
+    assert r.exit_code == 5
+    assert "(VI_1) invalid kernel_rx_buf_size specified" in _messages(r)
+    # check_misc.c misc_timeout_handler: whole seconds (read_unsigned).
+    r = v["misc-timeout-seconds"]
+    assert "Invalid misc_timeout value '0.5'" in _messages(r)
+    misc = r.config.virtual_servers[0].real_servers[0].checkers[0]
+    assert isinstance(misc, MiscCheck) and misc.misc_timeout is None
+    # global_parser.c notify_fifo_script tests fifo->script: the first script,
+    # dropped for its unknown user, does not make the second a duplicate; the
+    # second is a check script run without script security.
+    r = v["fifo-script-first-dropped"]
+    assert r.exit_code == 6
+    assert not any("already specified" in m for m in _messages(r))
+    # check_data.c alloc_rs: inet_stosockaddr reads the port in [1, 65535]
+    # first; a bad one drops the real server and skips its block (its
+    # MISC_CHECK never counts towards script security).
+    r = v["real-server-port-range"]
+    assert r.exit_code == 5
+    msgs = _messages(r)
+    assert "number '99999' outside range [1, 65535]" in msgs
+    assert "Invalid real server ip address/port 192.0.2.12/99999 - skipping" in msgs
+    assert [str(rs.address) for rs in r.config.virtual_servers[0].real_servers] == ["192.0.2.11"]
+    # parser.c alloc_value_block only logs a missing '{'; the checker pass,
+    # for which interface_up_down_delays is inactive (skip_sublevel -1),
+    # reads virtual_server_group next, and vsg_handler stops there (exit 2).
+    r = v["value-block-without-brace"]
+    assert r.exit_code == 2
+    assert not any("up/down delay" in m for m in _messages(r))
+    # vrrp_parser.c static_track_group_group_handler: an empty list leaves
+    # tgroup->iname NULL, so the next 'group' is read (its extra word makes
+    # alloc_value_block's '}' the track_group's), and the instance after it
+    # is swallowed: no instance, so chk is not run and no security verdict.
+    r = v["track-group-empty-list"]
+    assert r.exit_code == 5
+    msgs = _messages(r)
+    assert "Block group has extra parameters VSG1 ..." in msgs
+    assert "Unknown keyword 'vrrp_instance'" in msgs
+    assert not any("Group list already specified" in m for m in msgs)
+    # bfd_parser.c: only the BFD process reads hoplimit, and it reads the
+    # file last (main.c validate_config): the VRRP process has said
+    # everything (max_hops unknown inside track_group) before the stop.
+    r = v["bfd-stops-last"]
+    assert r.exit_code == 2
+    at = {(d.loc.line, d.message) for d in r.diagnostics if d.loc}
+    assert (7, "Unknown keyword 'max_hops'") in at
+    assert any(n == 6 and "missing a parameter" in m for n, m in at)
+    # lib/utils.c inet_stosockaddr cuts what follows '/' or '-'.
+    r = v["bfd-neighbor-prefix"]
+    assert r.exit_code == 0, _messages(r)
+    assert [str(b.neighbor_ip) for b in r.config.bfd_instances] == ["192.0.2.1"]
+    # The checker process stops (exit 2) before the BFD process reads.
+    r = v["checker-stops-first"]
+    assert r.exit_code == 2
+    assert not any("no neighbor address" in m for m in _messages(r))
 
 
 @pytest.mark.netns

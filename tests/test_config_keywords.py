@@ -438,9 +438,14 @@ def test_flipping_a_status_changes_the_parse() -> None:
     )
 
     def warned() -> list[str]:
-        config._ROOT, config._PARENT, config._CHECKER, config._VRRP, config._RS_TABLE = (
-            config._tables()
-        )
+        (
+            config._ROOT,
+            config._PARENT,
+            config._CHECKER,
+            config._VRRP,
+            config._BFD,
+            config._RS_TABLE,
+        ) = config._tables()
         r = config.load_text(text, "v.conf", interface_exists=_always)
         return [d.message for d in r.diagnostics if WARNED in d.message]
 

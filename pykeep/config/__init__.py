@@ -78,7 +78,7 @@ def _skipped(table: Table) -> Table:
     return {name: SKIP for name in table}
 
 
-def _tables() -> tuple[Table, Table, Table, Table, Table]:
+def _tables() -> tuple[Table, Table, Table, Table, Table, Table]:
     """The keyword tables: all sections at once, and keepalived's three passes.
 
     keepalived -t reads the file three times (core/main.c): the parent with
@@ -103,14 +103,17 @@ def _tables() -> tuple[Table, Table, Table, Table, Table]:
     # (bfd_parser.c init_bfd_keywords: bfd_checker_handler).
     checker["bfd_instance"] = vrrp["bfd_instance"]
     vrrp_pass = {**_skipped(glob), **vrrp, **track, **_skipped(check)}
+    # The BFD process reads bfd_instance alone (bfd_parser.c bfd_init_keywords).
+    bfd_pass = {**_skipped(glob), **_skipped(vrrp), **_skipped(track), **_skipped(check)}
+    bfd_pass["bfd_instance"] = vrrp["bfd_instance"]
     vs = check["virtual_server"].sub
     assert vs is not None
     rs = vs["real_server"].sub
     assert rs is not None
-    return combined, parent, checker, vrrp_pass, rs
+    return combined, parent, checker, vrrp_pass, bfd_pass, rs
 
 
-_ROOT, _PARENT, _CHECKER, _VRRP, _RS_TABLE = _tables()
+_ROOT, _PARENT, _CHECKER, _VRRP, _BFD, _RS_TABLE = _tables()
 _COMMON: Table = {}
 check_parser.install_common(_COMMON, connection=True)
 _COMMON["nb_get_retry"] = _RS_TABLE["HTTP_GET"].sub["nb_get_retry"]  # type: ignore[index]
@@ -179,14 +182,10 @@ def _run_all(make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExi
     except Irregular:
         return _run_passes(make_lexer, interface_exists)
     except Abort:
-        if not _irregular(parser):
-            parser.summarize()
-            return LoadResult(
-                Config(files=tuple(parser.lex.files)),
-                parser.diagnostics,
-                True,
-                parser.lex.file_error,
-            )
+        # keepalived stops in one process (exit 2), which may read the file
+        # before others that this single pass heard from already (the checker
+        # reads before the VRRP and BFD processes: main.c validate_config).
+        # Only the passes say who spoke before the stop.
         return _run_passes(make_lexer, interface_exists)
     except RecursionError:
         parser.report(parser.lex.loc, Severity.FATAL, "configuration nested too deeply")
@@ -204,6 +203,7 @@ def _run_all(make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExi
     return LoadResult(
         _freeze(parser.state, parser.lex.files),
         parser.diagnostics,
+        aborted=parser.state.bfd_stopped,
         file_error=parser.lex.file_error,
     )
 
@@ -211,7 +211,14 @@ def _run_all(make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExi
 def _run_passes(
     make_lexer: Callable[[bool], Lexer], interface_exists: InterfaceExists
 ) -> LoadResult:
-    """keepalived's parent, checker and VRRP passes, in its order (main.c validate_config)."""
+    """keepalived's parent, checker, VRRP and BFD passes, in its order (main.c validate_config).
+
+    The keywords only the BFD process reads say nothing in the checker and
+    VRRP passes (bfd_parser.c init_bfd_keywords gives them ignore_handler);
+    the BFD pass, last, reads bfd_instance blocks where its brace counting
+    finds them, and its stop for a missing value (exit 2) comes after all
+    the others have said.
+    """
     diagnostics: list[Diagnostic] = []
     seen: set[tuple[object, str]] = set()
     states: list[State] = []
@@ -219,9 +226,10 @@ def _run_passes(
     aborted = False
     file_error = False
     lexed: Lexer | None = None  # the checker pass's lexer, when its lines can be replayed
-    for table in (_PARENT, _CHECKER, _VRRP):
+    for table in (_PARENT, _CHECKER, _VRRP, _BFD):
         parser = _parser(make_lexer, table, lexed if table is _VRRP else None)
         parser.interface_exists = interface_exists
+        parser.bfd_quiet = table is _CHECKER or table is _VRRP
         if table is _CHECKER:
             parser.lex.record = []
         if states:
@@ -252,13 +260,16 @@ def _run_passes(
         file_error = file_error or parser.lex.file_error
         if aborted:
             return LoadResult(Config(files=tuple(files)), diagnostics, True, file_error)
-    parent, checker, vrrp = states
+    parent, checker, vrrp, bfd = states
     merged = vrrp
+    merged.bfd_instances = bfd.bfd_instances
     merged.global_defs = parent.global_defs
     merged.accepted = parent.accepted
     merged.virtual_server_groups = checker.virtual_server_groups
     merged.virtual_servers = checker.virtual_servers
-    return LoadResult(_freeze(merged, files), diagnostics, file_error=file_error)
+    return LoadResult(
+        _freeze(merged, files), diagnostics, aborted=bfd.bfd_stopped, file_error=file_error
+    )
 
 
 def _freeze(st: State, files: list[str]) -> Config:

@@ -33,6 +33,36 @@ def _cur(p: Parser) -> dict[str, Any] | None:
     return d
 
 
+def _bfd_cur(p: Parser) -> dict[str, Any] | None:
+    """The block, for a keyword only keepalived's BFD process reads.
+
+    bfd_parser.c init_bfd_keywords installs these with ignore_handler in the
+    checker and VRRP processes; the BFD process reads the file last, so once
+    it has stopped (``State.bfd_stopped``) it says nothing more.
+    """
+    if p.state.bfd_stopped or p.bfd_quiet:
+        return None
+    return _cur(p)
+
+
+def _value(p: Parser, line: Line) -> str | None:
+    """Word 1 of a BFD-process keyword (read_*_strvec and inet_stosockaddr take
+    strvec_slot(strvec, 1)).  Without it keepalived's BFD process stops (parser.c
+    null_strvec, exit 2), but only after the other processes have read all of
+    the file: the stop is recorded, not raised."""
+    if len(line.words) > 1:
+        return line.words[1]
+    p.report(
+        line.loc,
+        Severity.MISSING_PARAMETER,
+        f"*** Configuration line starting `{line.words[0]}` is missing a parameter "
+        f"after keyword `{line.words[0]}` at word position 2",
+        f"give {line.words[0]} a value",
+    )
+    p.state.bfd_stopped = True
+    return None
+
+
 def _start(p: Parser, line: Line) -> None:
     name = p.arg(line)
     assert name is not None
@@ -55,14 +85,15 @@ def _start(p: Parser, line: Line) -> None:
 
 
 def _neighbor(p: Parser, line: Line) -> None:
-    d = _cur(p)
+    d = _bfd_cur(p)
     if d is None:
         return
     word = line.words[0].replace("neighbour", "neighbor")
     spelling = "neighbour" if line.words[0] == "neighbour_ip" else "neighbor"
     d["_spelling"] = spelling
-    s = p.arg(line)
-    assert s is not None
+    s = _value(p, line)
+    if s is None:
+        return
     ip = _quiet_ip(s)
     if ip is None:
         p.error(
@@ -77,11 +108,12 @@ def _neighbor(p: Parser, line: Line) -> None:
 
 
 def _source(p: Parser, line: Line) -> None:
-    d = _cur(p)
+    d = _bfd_cur(p)
     if d is None:
         return
-    s = p.arg(line)
-    assert s is not None
+    s = _value(p, line)
+    if s is None:
+        return
     ip = _quiet_ip(s)
     if ip is None:
         p.error(
@@ -94,21 +126,24 @@ def _source(p: Parser, line: Line) -> None:
 
 
 def _quiet_ip(s: str) -> Any:
+    """lib/utils.c inet_stosockaddr: what follows a '-' or a '/' is cut off first."""
     import ipaddress
 
+    cut = min((i for i in (s.find("-"), s.find("/")) if i >= 0), default=len(s))
     try:
-        return ipaddress.ip_address(s)
+        return ipaddress.ip_address(s[:cut])
     except ValueError:
         return None
 
 
 def _interval(key: str, lo_ms: int) -> Any:
     def handler(p: Parser, line: Line) -> None:
-        d = _cur(p)
+        d = _bfd_cur(p)
         if d is None:
             return
-        s = p.arg(line)
-        assert s is not None
+        s = _value(p, line)
+        if s is None:
+            return
         m = _MS.fullmatch(s)
         us = None
         if m is not None:
@@ -139,12 +174,12 @@ def _byte(key: str, label: str, lo: int) -> Any:
     """multiplier, ttl/hoplimit, max_hops: a small integer in [lo, 255] (bfd_parser.c)."""
 
     def handler(p: Parser, line: Line) -> None:
-        d = _cur(p)
-        if d is None:
+        d = _bfd_cur(p)
+        if d is None or _value(p, line) is None:
             return
         v = _quiet_int(line, lo, 255)
         if v is None:
-            given = line.words[1] if len(line.words) > 1 else ""
+            given = line.words[1]
             p.error(
                 f"Configuration error: BFD instance {d['name']} {label} value "
                 f"{given} not valid (must be in range [{lo}-255]), ignoring",
@@ -159,7 +194,7 @@ def _byte(key: str, label: str, lo: int) -> Any:
 
 
 def _passive(p: Parser, line: Line) -> None:
-    d = _cur(p)
+    d = _bfd_cur(p)
     if d is not None:
         d["passive"] = True
 
@@ -223,6 +258,8 @@ def _end(p: Parser) -> None:
     if not procs or "checker" in procs:
         # The checker process's view, for BFD_CHECK (bfd_parser.c bfd_checker_handler).
         p.state.bfd_checker.add(d["name"])
+    if p.state.bfd_stopped or p.bfd_quiet:
+        return  # the BFD process's own checks: it stopped before this '}', or is not this pass
     where = p.close_loc() or d["loc"]
     nbr = d.get("neighbor_ip")
     if nbr is None:

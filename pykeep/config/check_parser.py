@@ -591,8 +591,21 @@ def _rs(p: Parser, line: Line) -> None:
         p.state.cur["rs"] = None
         return
     loc = _new_loc(line.file, line.lineno)  # line.loc, without the property's cost
+    port = None
+    if len(w) > 2:
+        # check_data.c alloc_rs: a port of only '0's is no port; any other is
+        # read first by inet_stosockaddr, in [1, 65535], and a bad one drops
+        # the real server and its block before the address is looked at.
+        port = 0 if not w[2].strip("0") else p.to_int(w[2], 1, 65535, line, "port")
+        if port is None:
+            p.error(
+                f"Invalid real server ip address/port {w[1]}/{w[2]} - skipping",
+                "a real server's port is in [1, 65535]",
+            )
+            p.skip_block()
+            p.state.cur["rs"] = None
+            return
     a = p.ip(w[1], loc, "real server IP address")
-    port = _port(p, w[2], line) if len(w) > 2 else None
     if a is None:
         p.skip_block()
         p.state.cur["rs"] = None
@@ -849,15 +862,27 @@ def _path(p: Parser, line: Line) -> None:
 
 
 def _digest(p: Parser, line: Line) -> None:
+    """check_http.c digest_handler: a second digest in one url is refused before
+    the new one is judged (the first stays)."""
     v = p.arg(line)
     if v is None:
         return
-    if len(v) != 32 or any(c not in "0123456789abcdefABCDEF" for c in v):
+    url = _url_d(p)
+    if "digest" in url:
+        p.error(f"Digest '{v}' is a duplicate", "give each url one digest")
+        return
+    if len(v) != 32:
+        p.error(
+            f"digest '{v}' character length should be 32 rather than {len(v)}",
+            "write 32 hex digits, as genhash prints them",
+        )
+        return
+    if any(c not in "0123456789abcdefABCDEF" for c in v):
         p.error(
             f"digest '{v}' is not a valid MD5 digest", "write 32 hex digits, as genhash prints them"
         )
         return
-    _url_d(p)["digest"] = v.lower()
+    url["digest"] = v.lower()
 
 
 def _status_code(p: Parser, line: Line) -> None:
@@ -929,9 +954,13 @@ def _misc_path(p: Parser, line: Line) -> None:
 
 
 def _misc_timeout(p: Parser, line: Line) -> None:
-    v = p.decimal_arg(line, 0.000001, _MAX_TIMER)
-    if v is not None:
-        _ck(p)["misc_timeout"] = v
+    """check_misc.c misc_timeout_handler: whole seconds, read_unsigned in
+    [0, UINT_MAX / TIMER_HZ]; 0 leaves the delay_loop default."""
+    v = p.int_arg(line, 0, (2**32 - 1) // 1_000_000)
+    if v is None:
+        p.error(f"Invalid misc_timeout value '{line.words[1]}'", "give whole seconds")
+        return
+    _ck(p)["misc_timeout"] = float(v) if v else None
 
 
 def _misc_dynamic(p: Parser, line: Line) -> None:

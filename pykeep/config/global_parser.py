@@ -35,7 +35,6 @@ _ACCEPTED = [
     "vrrp_cpu_affinity",
     "vrrp_rlimit_rttime",
     "vrrp_rlimit_rtime",
-    "fifo_write_vrrp_states_on_reload",
     "checker_priority",
     "checker_no_swap",
     "checker_rt_priority",
@@ -160,6 +159,12 @@ def _no_email_faults(p: Parser, line: Line) -> None:
     _g(p)["no_email_faults"] = True
 
 
+def _fifo_states_on_reload(p: Parser, line: Line) -> None:
+    # global_parser.c fifo_write_vrrp_states_on_reload: a bare flag, words after it ignored
+    p.accept(line)
+    _g(p)["fifo_write_vrrp_states_on_reload"] = True
+
+
 def _flag_key(key: str) -> object:
     words, message = _FLAG_ERRORS.get(key, (frozenset(), ""))
 
@@ -188,7 +193,10 @@ def _umask(p: Parser, line: Line) -> None:
     joined by '|'.
     """
     p.accept(line)
-    mask = line.words[1] if len(line.words) > 1 else ""
+    # strvec_slot(strvec, 1) first: without a word keepalived stops (null_strvec, exit 2).
+    mask = p.arg(line)
+    if mask is None:
+        return
     if mask[:1].isdigit():
         if len(line.words) != 2:
             p.error("Extra parameter(s) to umask option", "write: umask 022")
@@ -716,6 +724,7 @@ def install(root: Table) -> None:
         "smtp_alert_checker": _flag_key("smtp_alert_checker"),
         "no_checker_emails": _flag_key("no_checker_emails"),
         "vrrp_notify_priority_changes": _flag_key("vrrp_notify_priority_changes"),
+        "fifo_write_vrrp_states_on_reload": _fifo_states_on_reload,
         "vrrp_startup_delay": _startup_delay,
         "log_unknown_vrids": _log_unknown_vrids,
         "vmac_prefix": _str_key("vmac_prefix"),

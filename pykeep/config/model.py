@@ -21,10 +21,9 @@ Conventions:
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 from collections.abc import Callable
-from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields
+from dataclasses import _FIELD, MISSING, Field, FrozenInstanceError, dataclass, field, fields  # type: ignore[attr-defined]
 from enum import Enum
 from operator import attrgetter
 
@@ -82,6 +81,32 @@ class _LazyInit:
         return init if obj is None else init.__get__(obj, owner)
 
 
+def _slotted(cls: type) -> type:
+    """What ``dataclass(init=False, repr=False, eq=False, slots=True)`` makes of a model class.
+
+    The same ``Field`` objects in ``__dataclass_fields__`` (so ``fields``,
+    ``replace`` and ``asdict`` work), the same slots, ``__match_args__``;
+    without dataclass's per-field checks (ClassVar and InitVar annotations,
+    mutable defaults), which no model class needs and which cost a share of
+    every config test's start.  A model class inherits from no other.
+    """
+    ns = dict(cls.__dict__)
+    flds: dict[str, Any] = {}
+    for name, kind in ns.get("__annotations__", {}).items():
+        default = ns.pop(name, MISSING)
+        f: Any = default if isinstance(default, Field) else field(default=default)
+        f.name, f.type, f._field_type = name, kind, _FIELD
+        flds[name] = f
+    ns.pop("__dict__", None)
+    ns.pop("__weakref__", None)
+    ns["__slots__"] = tuple(flds)
+    ns["__dataclass_fields__"] = flds
+    ns["__match_args__"] = tuple(flds)
+    new = type(cls)(cls.__name__, cls.__bases__, ns)
+    new.__qualname__ = cls.__qualname__
+    return new
+
+
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def frozen_dataclass(cls: type[_T]) -> type[_T]:
     """``@dataclass(frozen=True, slots=True)``, made cheap: the model is built on every config test.
@@ -98,7 +123,7 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
     hands it back.  The other methods are shared closures.
     """
     global _params
-    dc: Any = dataclass(init=False, repr=False, eq=False, slots=True)(cls)
+    dc: Any = _slotted(cls)
     flds = fields(dc)
     names = tuple(f.name for f in flds)
     twin = type(f"_{dc.__name__}Builder", (), {"__slots__": dc.__slots__})
@@ -161,8 +186,9 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
         fn.__qualname__ = f"{dc.__qualname__}.{fn.__name__}"
         setattr(dc, fn.__name__, fn)
     if _params is None:
-        _params = copy.copy(dc.__dataclass_params__)
-        _params.init = _params.repr = _params.eq = _params.frozen = True
+        # dataclass's own parameters object, made once on a class of nothing.
+        empty: Any = dataclass(frozen=True, slots=True)(type("_Params", (), {}))
+        _params = empty.__dataclass_params__
     dc.__dataclass_params__ = _params
     return dc  # type: ignore[no-any-return]
 
@@ -360,6 +386,7 @@ class GlobalDefs:
     smtp_alert_vrrp: bool | None = None
     no_email_faults: bool = False  # VRRP alerts skip FAULT (vrrp_notify.c)
     vrrp_notify_priority_changes: bool = False  # MASTER_/BACKUP_PRIORITY FIFO lines
+    fifo_write_vrrp_states_on_reload: bool = False  # FIFO lines again at each reload
     vrrp_startup_delay: float = 0.0  # no takeover before it has passed (vrrp_scheduler.c)
     log_unknown_vrids: bool = False  # log adverts for VRIDs no instance runs
     smtp_alert_checker: bool | None = None  # real servers' default (check_data.c)
@@ -626,6 +653,9 @@ class VrrpInstance:
     garp_extra_if_all: bool = False
     use_vmac: str | None = None  # the vmac interface name, "" for the default
     vmac_mac: str | None = None  # use_vmac's own MAC (vrrp_vmac_handler); None: the RFC's
+    use_ipvlan: str | None = None  # the ipvlan's name, "" for the default (vrrp_ipvlan_handler)
+    ipvlan_flags: int = 0  # IFLA_IPVLAN_FLAGS: 0 bridge, 1 private, 2 vepa
+    ipvlan_address: str | None = None  # "ADDR/PREFIX" the ipvlan gets (vrrp/vmac.py)
     # None: the sync group's, else global vrrp_notify_priority_changes
     notify_priority_changes: bool | None = None
     promote_secondaries: bool = False  # on the interface while running (vrrp/ifconfig.py)

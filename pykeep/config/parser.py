@@ -129,6 +129,10 @@ class State:
     bfd_instances: list[Any] = field(default_factory=list)
     bfd_vrrp: dict[str, tuple[int, bool]] = field(default_factory=dict)  # track_bfd's view
     bfd_checker: set[str] = field(default_factory=set)  # BFD_CHECK's view
+    # A bfd_instance keyword lacked its value: keepalived's BFD process, which
+    # reads the file last (main.c validate_config), stops there with exit 2
+    # after the checker and VRRP processes have said all they had to say.
+    bfd_stopped: bool = False
     interface_missing: bool = False  # a block keepalived does not act on named one
     vrrp_sync_groups: list[Any] = field(default_factory=list)
     vrrp_instances: list[Any] = field(default_factory=list)
@@ -155,6 +159,9 @@ class Parser:
         # Stop at the first brace-structure diagnostic (raise Irregular): the
         # caller then runs keepalived's three passes and drops this one.
         self.bail_on_structure = False
+        # The keywords only keepalived's BFD process reads say nothing in this
+        # pass (the checker's: bfd_parser.c init_bfd_keywords, ignore_handler).
+        self.bfd_quiet = False
         self.state = State()
         self._skip = 0
         self._level = 0
@@ -445,6 +452,14 @@ class Parser:
                         f"put '{{' after '{line.words[0]} NAME'",
                     )
                     raise Abort
+                else:
+                    # parser.c alloc_value_block only logs this and reads on.
+                    # But a pass where this keyword is inactive reads the next
+                    # line as a keyword (process_stream, skip_sublevel -1):
+                    # the passes see different blocks, so they are run apart.
+                    self.brace_mismatch = True
+                    if self.bail_on_structure:
+                        raise Irregular
             if words[-1] == "}":
                 if len(words) == 1:
                     break

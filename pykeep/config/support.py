@@ -161,6 +161,8 @@ _T_FIREWALL = "tests/test_vrrp_firewall.py::test_ruleset_matches_keepalived"
 _T_ACCEPT = "tests/test_config_keywords.py::test_strict_mode_and_accept_choose_the_drop_set"
 _T_IPTABLES = "tests/test_config_keywords.py::test_vrrp_iptables_falls_back_to_nftables_as_debian_s"
 _T_VMAC = "tests/test_vrrp_vmac.py::test_vmac_matches_keepalived"
+_T_FIFO_RELOAD = "tests/test_vrrp_notify_fifo.py::test_states_written_again_on_reload"
+_T_IPVLAN = "tests/test_vrrp_ipvlan_vm.py::test_ipvlan_matches_keepalived"
 _T_PRIO = (
     "tests/test_vrrp_notify_priority.py::"
     "test_priority_lines_and_promote_secondaries_match_keepalived"
@@ -256,9 +258,7 @@ STATUS: dict[str, Status] = {
     "global_defs/vrrp_notify_fifo": Acts(_T_FIFO),
     "global_defs/vrrp_notify_fifo_script": Acts(_T_FIFO_SCRIPTS),
     "global_defs/vrrp_notify_priority_changes": Acts(_T_PRIO),
-    "global_defs/fifo_write_vrrp_states_on_reload": Warned(
-        "states are not written to the notify FIFO again on reload"
-    ),
+    "global_defs/fifo_write_vrrp_states_on_reload": Acts(_T_FIFO_RELOAD),
     "global_defs/lvs_notify_fifo": Acts(
         "tests/test_lvs_service.py::test_lvs_notify_fifo_gets_keepalived_lines"
     ),
@@ -338,7 +338,7 @@ STATUS: dict[str, Status] = {
         "no VMAC is made for addresses on other interfaces: they go on their own 'dev'"
     ),
     "vrrp_instance/vmac_xmit_base": Acts(_T_VMAC),
-    "vrrp_instance/use_ipvlan": Warned("no ipvlan is made: the instance runs on its interface"),
+    "vrrp_instance/use_ipvlan": Acts(_T_IPVLAN),
     "vrrp_instance/unicast_peer": Acts(_T_UNICAST),
     "vrrp_instance/unicast_fault_no_peer": Acts(_T_ELECT_WIRE),
     "vrrp_instance/check_unicast_src": Acts(_T_UNICAST),
@@ -521,7 +521,6 @@ WARNED_FIELDS: dict[str, tuple[str, ...]] = {
     "child_wait_time": (),
     "global_defs/umask": (),
     "global_defs/lvs_notify_fifo_script": (),
-    "vrrp_instance/use_ipvlan": (),
     "virtual_server/weight": (),
 }
 

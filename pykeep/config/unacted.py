@@ -169,8 +169,11 @@ def _track_group_group(p: Parser, line: Line) -> None:
         p.error(f"Group list already specified for sync group {t['name']}")
         p.skip_block()
         return
-    t["group"] = True
-    if not any(ln.words for ln in p.value_block(line)):
+    # vrrp_parser.c static_track_group_group_handler: tgroup->iname is what
+    # read_value_block returned, NULL for an empty block, so only a list with
+    # names makes a later 'group' a duplicate.
+    t["group"] = any(ln.words for ln in p.value_block(line))
+    if not t["group"]:
         p.report(
             p.value_end_loc(),
             Severity.GENERAL_ERROR,

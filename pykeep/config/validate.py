@@ -581,6 +581,9 @@ def _complete_instance(
         # vrrp.c vrrp_complete_instance.
         report("vmac_xmit_base is only valid with a vmac", "add use_vmac, or remove vmac_xmit_base")
     vmac, vmac_mac, xmit_base = _complete_vmac(p, v, strict, g)
+    ipvlan = v.use_ipvlan
+    if ipvlan is not None:
+        ipvlan = _vmac_name(p, v, ipvlan, g)
     if meta.get("ipvlan"):
         # vrrp.c vrrp_complete_instance: an ipvlan needs its own address, of the
         # instance's family (printed without a line, as keepalived does).
@@ -613,6 +616,7 @@ def _complete_instance(
         v,
         promote_secondaries=promote,
         use_vmac=vmac,
+        use_ipvlan=ipvlan,
         vmac_mac=vmac_mac,
         vmac_xmit_base=xmit_base,
         version=int(version),
@@ -694,12 +698,43 @@ def _complete_vmac(
             "remove vmac_xmit_base (strict mode sends adverts from the VMAC)",
         )
         xmit_base = False
-    name = v.use_vmac
-    if not name:
-        prefix = str(g.get("vmac_prefix") or "vrrp")
-        tail = f".{v.virtual_router_id}"
+    return _vmac_name(p, v, v.use_vmac, g), mac, xmit_base
+
+
+def _vmac_name(p: Parser, v: VrrpInstance, name: str, g: dict[str, Any]) -> str:
+    """vrrp.c ``create_vmac_name``: an unnamed VMAC or ipvlan is ``PREFIX.VRID``,
+    or, when another instance has that name (configured, or settled before
+    this one in config order), ``PREFIXn.VRID``: n = 1, 2, … for IPv4, n = 6
+    first then 1, 2, … (skipping 6) for IPv6 -- so an IPv6 instance sharing a
+    VRID with an IPv4 one gets ``vrrp6.VRID``.  The prefix is cut to fit
+    IFNAMSIZ.  (keepalived also steps past a name an existing interface has;
+    pykeep takes such a link over, as it does a VMAC left by a previous run.)"""
+    if name:
+        return name
+    prefix = str(g.get("vmac_prefix") or "vrrp")
+    links = [o for o in p.state.vrrp_instances if (o.use_vmac, o.use_ipvlan) != (None, None)]
+    taken = {o.use_vmac or o.use_ipvlan for o in links} - {""}
+    for o in links:
+        if o.use_vmac or o.use_ipvlan:
+            continue
+        got = _default_vmac_name(prefix, o.virtual_router_id, o.family, taken)
+        if o.name == v.name:
+            return got
+        taken.add(got)
+    return _default_vmac_name(prefix, v.virtual_router_id, v.family, taken)
+
+
+def _default_vmac_name(prefix: str, vrid: int, family: int, taken: set[str | None]) -> str:
+    num = 0
+    while True:
+        tail = f"{num or ''}.{vrid}"
         name = prefix[: 15 - len(tail)] + tail
-    return name, mac, xmit_base
+        if name not in taken or num > 255:
+            return name
+        if family == 6:
+            num = 6 if num == 0 else 1 if num == 6 else num + 1 + (num + 1 == 6)
+        else:
+            num += 1
 
 
 def _check_vs(
@@ -717,7 +752,9 @@ def _check_vs(
         p.report(vs.loc, err, msg, hint)
 
     if not vs.real_servers:
-        report(f"Virtual server {name} has no real servers - ignoring", "add a real_server block")
+        # Checked before the protocol defaults: FMT_VS names an unset one "none".
+        named = name if "protocol" in built else _with_proto(name, "none")
+        report(f"Virtual server {named} has no real servers - ignoring", "add a real_server block")
         return None
     entries = vsg.entries if vsg is not None else ()
     vsg_fw = any(e.fwmark is not None for e in entries)

@@ -65,9 +65,13 @@ def flag(message: str) -> Check:
     return check
 
 
-def number(lo: int, hi: int, message: str, missing: str | None = None) -> Check:
+def number(
+    lo: int, hi: int, message: str, missing: str | None = None, alone: bool = False
+) -> Check:
     """A number in [lo, hi]; ``missing`` is the sentence without one (None: exit 2, as
-    keepalived stops; "": silently nothing)."""
+    keepalived stops; "": silently nothing).  ``alone``: the handler first checks
+    that the number is the only word (``vector_size(strvec) == 2``), and reports
+    ``message`` for any other count."""
 
     def check(p: Parser, line: Line) -> bool:
         if len(line.words) < 2:
@@ -75,6 +79,11 @@ def number(lo: int, hi: int, message: str, missing: str | None = None) -> Check:
                 p.arg(line)  # keepalived stops here: exit 2
             elif missing:
                 p.error(missing.format(i=_instance(p)), f"give {line.words[0]} a number")
+            return False
+        if alone and len(line.words) > 2:
+            p.error(
+                message.format(v=line.words[1], i=_instance(p)), f"give {line.words[0]} one number"
+            )
             return False
         # '""' is read as strtoul("") reads it: 0, which the range then judges.
         if p.to_int(line.words[1], lo, hi, line, line.words[0]) is None:
@@ -362,10 +371,11 @@ for _name in ("process_name", "vrrp_process_name", "checker_process_name"):
     _GLOBAL[_name] = process_name
 for _name in ("lvs_process_name", "bfd_process_name"):
     _GLOBAL[_name] = process_name
+# A second FIFO script is refused by its handler (global_parser.py _fifo_script)
+# only while the first one stands: global_parser.c notify_fifo_script tests
+# fifo->script, which stays NULL when notify_script_init dropped the first.
 for _fifo in ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script"):
-    _GLOBAL[_fifo] = then(
-        word(f"No {_fifo} specified"), once(f"{_fifo} already specified - ignoring {{v}}")
-    )
+    _GLOBAL[_fifo] = word(f"No {_fifo} specified")
 _GLOBAL["nftables_ipvs"] = once("ipvs nftables already specified - ignoring")
 _GLOBAL["vmac_addr_prefix"] = then(
     word(None), once("vmac_addr prefix has already been specified - ignoring {v}")
@@ -519,11 +529,13 @@ _INSTANCE: dict[str, Check] = {
             "({i}): vmac_garp_intvl specified without time - ignoring",
         ),
     ),
+    # vrrp_parser.c kernel_rx_buf_size_handler: one word, read_unsigned in [0, UINT_MAX].
     "kernel_rx_buf_size": number(
         0,
         _UINT,
         "({i}) invalid kernel_rx_buf_size specified",
         "({i}) invalid kernel_rx_buf_size specified",
+        alone=True,
     ),
     "old_unicast_checksum": _old_unicast_checksum,
     "linkbeat_use_polling": always(

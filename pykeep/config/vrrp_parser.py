@@ -1145,12 +1145,13 @@ def _use_vmac(p: Parser, line: Line) -> None:
 
 
 def _use_ipvlan(p: Parser, line: Line) -> None:
-    """vrrp_parser.c ``vrrp_ipvlan_handler``, judged; pykeep makes no ipvlan (one warning).
+    """vrrp_parser.c ``vrrp_ipvlan_handler``: an L2 ipvlan for the instance (vrrp/vmac.py).
 
-    Words in any order: a type (bridge, private, vepa), an address, the
-    link's name (the VMAC's name slot, shared with use_vmac).  What the
-    handler refuses is reported here; a missing IPv4 address is reported
-    with the instance's other checks (validate.py).
+    Words in any order: a type (bridge, private, vepa: IFLA_IPVLAN_FLAGS),
+    an address (the ipvlan's own, also the advert source unless one is
+    configured already), the link's name (the VMAC's name slot, shared with
+    use_vmac).  What the handler refuses is reported here; a missing IPv4
+    address is reported with the instance's other checks (validate.py).
     """
     p.accept(line)
     d = _vi(p)
@@ -1160,19 +1161,35 @@ def _use_ipvlan(p: Parser, line: Line) -> None:
         return
     ipv: dict[str, Any] = {"addr": None}
     d["_ipvlan"] = ipv
+    d.setdefault("use_ipvlan", "")
     had_type = False
     for word in line.words[1:]:
-        if word in ("bridge", "private", "vepa"):
+        if word in _IPVLAN_FLAGS:
             if had_type:
                 p.error(f"({name}) ipvlan type already specified - ignoring '{word}'")
+            else:
+                d["ipvlan_flags"] = _IPVLAN_FLAGS[word]
             had_type = True
             continue
         addr = _ipvlan_address(word)
         if addr is not None:
             if ipv["addr"] is not None:
                 p.error(f"({name}) ipvlan address already specified - ignoring '{word}'")
-            else:
-                ipv["addr"] = addr
+                continue
+            fam = d.setdefault("_family", addr)
+            if fam != addr:
+                p.error(
+                    f"({name}) ipvlan address[{word}] MUST match vrrp instance family !!!"
+                    " Skipping..."
+                )
+                continue
+            ipv["addr"] = addr
+            host, _sep, plen = word.partition("/")
+            a = parse_ip(host)
+            d["ipvlan_address"] = f"{a}/{plen or a.max_prefixlen}"
+            # the ipvlan's address is the advert source unless one is set already
+            if "mcast_src_ip" not in d and "unicast_src_ip" not in d:
+                d["mcast_src_ip"] = a
             continue
         if d.get("use_vmac") or ipv.get("ifname"):
             p.error(f"({name}) IPVLAN interface already specified - ignoring '{word}'")
@@ -1181,6 +1198,11 @@ def _use_ipvlan(p: Parser, line: Line) -> None:
             p.error(f"({name}) IPVLAN interface name '{word}' too long - ignoring")
             continue
         ipv["ifname"] = word
+        d["use_ipvlan"] = word
+
+
+#: vrrp_parser.c vrrp_ipvlan_handler: the type word as IFLA_IPVLAN_FLAGS
+_IPVLAN_FLAGS = {"bridge": 0, "private": 1, "vepa": 2}
 
 
 def _ipvlan_address(word: str) -> int | None:
@@ -1320,6 +1342,8 @@ def _instance_end(p: Parser) -> None:
         fields["family"] = vips[0].address.version
     elif peers:
         fields["family"] = peers[0].address.version
+    elif d.get("ipvlan_address"):  # vrrp_ipvlan_handler: the address sets the family
+        fields["family"] = 6 if ":" in d["ipvlan_address"] else 4
     ipvlan = d.get("_ipvlan")
     # What the file set explicitly: defaults that depend on other settings
     # (priority from state, version from family) are resolved in validate.
