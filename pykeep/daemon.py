@@ -273,8 +273,10 @@ def _main(options: argparse.Namespace) -> int:
         if line.startswith("(") and not pklog.detail_enabled():
             continue  # keepalived logs the per-instance line with -D only
         vrrp_logger.info(line)
-    with pklog.imported_on_first_use("ssl", "hmac"):
-        import trio  # first here: its ssl and hmac stay stand-ins (pykeep/log.py)
+    # idna: trio.socket encodes host names with it (0.5 MiB of tables), and
+    # the daemon never resolves a name through trio.
+    with pklog.imported_on_first_use("ssl", "hmac", "idna"):
+        import trio  # first here: its ssl, hmac and idna stay stand-ins (pykeep/log.py)
     lvs_service: Any = None  # pykeep/lvs.py open_lvs: none with -P or without virtual servers
     if not _opt(options, "vrrp") and result.config.virtual_servers:
         # Checkers, IPVS and their libraries load only for a config that has

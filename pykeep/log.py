@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import logging.handlers
 import os
 import sys
 import time
@@ -75,23 +74,21 @@ _hidden = [name for name in _RENDERER_EXTRAS if name not in sys.modules]
 for _name in _hidden:
     sys.modules[_name] = None  # type: ignore[assignment]  # import raises ImportError
 try:
-    with imported_on_first_use("asyncio"):
+    # uuid (and the platform module it loads) names only the deprecated
+    # thread-local wrappers' classes (structlog/threadlocal.py wrap_dict).
+    with imported_on_first_use("asyncio", "uuid"):
         import structlog
 finally:
     for _name in _hidden:
         if _name in sys.modules and sys.modules[_name] is None:
             del sys.modules[_name]
 
-_LOCAL_FACILITIES = (
-    logging.handlers.SysLogHandler.LOG_LOCAL0,
-    logging.handlers.SysLogHandler.LOG_LOCAL1,
-    logging.handlers.SysLogHandler.LOG_LOCAL2,
-    logging.handlers.SysLogHandler.LOG_LOCAL3,
-    logging.handlers.SysLogHandler.LOG_LOCAL4,
-    logging.handlers.SysLogHandler.LOG_LOCAL5,
-    logging.handlers.SysLogHandler.LOG_LOCAL6,
-    logging.handlers.SysLogHandler.LOG_LOCAL7,
-)
+#: syslog facility codes as ``logging.handlers.SysLogHandler`` numbers them
+#: (sys/syslog.h, unshifted).  That module (and the pickle and queue modules
+#: it brings, about 0.6 MiB) is imported only when the lines go to syslog:
+#: with ``-l`` it never is.
+LOG_DAEMON = 3
+_LOCAL_FACILITIES = tuple(range(16, 24))  # LOG_LOCAL0 .. LOG_LOCAL7
 
 _detail = False
 
@@ -116,14 +113,14 @@ class _ConsoleFormatter(logging.Formatter):
 def facility_for(option: str | int | None) -> int:
     """Map ``-S N`` (0..7) to LOG_LOCALN as keepalived does; default LOG_DAEMON."""
     if option is None or option == "":
-        return logging.handlers.SysLogHandler.LOG_DAEMON
+        return LOG_DAEMON
     try:
         n = int(option)
     except (TypeError, ValueError):
-        return logging.handlers.SysLogHandler.LOG_DAEMON
+        return LOG_DAEMON
     if 0 <= n < len(_LOCAL_FACILITIES):
         return _LOCAL_FACILITIES[n]
-    return logging.handlers.SysLogHandler.LOG_DAEMON
+    return LOG_DAEMON
 
 
 def setup(
@@ -152,16 +149,24 @@ def setup(
     elif not syslog:
         handler = logging.NullHandler()
     else:
+        from logging.handlers import SysLogHandler
+
         try:
-            handler = logging.handlers.SysLogHandler(
-                address="/dev/log", facility=facility_for(facility)
-            )
+            handler = SysLogHandler(address="/dev/log", facility=facility_for(facility))
             handler.setFormatter(logging.Formatter(f"{ident}[{os.getpid()}]: %(message)s"))
         except OSError:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(_ConsoleFormatter())
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if detail else logging.INFO)
+    # No line shows where it was logged from, or which thread or process: the
+    # records skip the caller's frame walk and those look-ups (the logging
+    # HOWTO's "Optimization" settings).  A daemon starting 255 instances logs
+    # 255 lines at once; the walk alone was a third of their cost.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root.propagate = False
     renderer: Any = structlog.processors.JSONRenderer() if json else _plain
     processors: list[Any] = [structlog.stdlib.add_log_level]

@@ -13,7 +13,9 @@ after the last.
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +25,7 @@ import trio
 
 from pykeep.config.model import GlobalDefs, Notify, Script
 from sim.netns import Rig
-from tests.netns_vrrp import lan, router, until, workdir
+from tests.netns_vrrp import lan, router, until, vrrp_conf, workdir
 from vrrp.notify import Notifier, NotifyTarget
 
 Make = Callable[..., Rig]
@@ -155,3 +157,138 @@ def test_missing_fifo_is_created_held_open_and_removed() -> None:
         lines = trio.run(main, path)
         assert lines == ['INSTANCE "VI_1" MASTER 150', 'GROUP "G" MASTER 0']
         assert not os.path.exists(path)  # created by us, removed at stop
+
+
+def _reload_conf(wd: Path, kind: str) -> str:
+    """A master (VI_1), a FAULT (VI_2: its track file is non-zero, weight 0), a
+    sync group of two masters (G), and a backup to a peer (VI_5)."""
+
+    def inst(name: str, vrid: int, state: str, prio: int, extra: str = "") -> str:
+        return (
+            f"vrrp_instance {name} {{\n    state {state}\n    interface eth0\n"
+            f"    virtual_router_id {vrid}\n    priority {prio}\n    advert_int 1\n{extra}"
+            f"    virtual_ipaddress {{\n        10.99.0.{vrid + 150}/32\n    }}\n}}\n"
+        )
+
+    return (
+        f"global_defs {{\n    router_id pk\n    notify_fifo {wd}/fifo\n"
+        "    fifo_write_vrrp_states_on_reload\n}\n"
+        f"vrrp_track_file tf {{\n    file {wd}/tf\n}}\n"
+        "vrrp_sync_group G {\n    group {\n        VI_3\n        VI_4\n    }\n}\n"
+        + inst("VI_1", 51, "MASTER", 150)
+        + inst("VI_2", 52, "BACKUP", 100, "    track_file {\n        tf weight 0\n    }\n")
+        + inst("VI_3", 53, "MASTER", 150)
+        + inst("VI_4", 54, "MASTER", 150)
+        + inst("VI_5", 55, "BACKUP", 100)
+    )
+
+
+def _lines_on_reload(rig: Rig, wd: Path, kind: str) -> list[str]:
+    (wd / "tf").write_text("1\n")
+    events = wd / f"{kind}.events"
+    events.write_text("")
+    # a reader that reopens the FIFO: keepalived closes and reopens it on reload
+    reader = subprocess.Popen(
+        ["sh", "-c", f'while :; do cat "{wd}/fifo" >> "{events}"; done'],
+        start_new_session=True,
+    )
+    node = router(rig, "a", kind, _reload_conf(wd, kind), wd).start()
+    try:
+        until(lambda: 'GROUP "G" MASTER 0' in events.read_text(), 3 + 106 / 256 + 8)
+        until(lambda: 'INSTANCE "VI_1" MASTER 150' in events.read_text(), 3.0)
+        time.sleep(1.0)
+        seen = len(events.read_text().splitlines())
+        log_seen = node.text().count("Reloading")
+        node.signal(signal.SIGHUP)
+        until(lambda: node.text().count("Reloading") > log_seen, 8.0)
+        time.sleep(2.0)  # the reload's lines, well within
+        return events.read_text().splitlines()[seen:]
+    finally:
+        node.stop()
+        os.killpg(reader.pid, signal.SIGTERM)
+        reader.wait(5)
+
+
+@pytest.mark.netns
+def test_states_written_again_on_reload(rig: Make) -> None:
+    """vrrp_scheduler.c vrrp_init_state with fifo_write_vrrp_states_on_reload:
+    after SIGHUP each sync group's line, then each instance that is not a
+    master; no line for the masters, and none without the keyword."""
+    r = rig(hint="ivfr")
+    with workdir() as wd:
+        lan(r, {"a": "10.99.0.11/24", "b": "10.99.0.12/24"})
+        os.mkfifo(wd / "fifo")
+        peer = vrrp_conf(vrid=55, priority=200, state="MASTER", vips=("10.99.0.205/32",))
+        b = router(r, "b", "keepalived", peer, wd).start()
+        try:
+            seen = {kind: _lines_on_reload(r, wd, kind) for kind in ("keepalived", "pykeep")}
+        finally:
+            b.stop()
+    assert seen["pykeep"] == seen["keepalived"], seen
+    assert seen["pykeep"] == [
+        'GROUP "G" MASTER 0',
+        'INSTANCE "VI_2" FAULT 100',
+        'INSTANCE "VI_5" BACKUP 100',
+    ], seen
+
+
+def _lifetime_lines(rig: Rig, wd: Path, kind: str) -> list[str]:
+    """Every FIFO line from start to stop, a SIGHUP with nothing changed between."""
+    (wd / "tf").write_text("1\n")
+    events = wd / f"{kind}.life"
+    events.write_text("")
+    conf = _reload_conf(wd, kind).replace("    fifo_write_vrrp_states_on_reload\n", "")
+    reader = subprocess.Popen(
+        ["sh", "-c", f'while :; do cat "{wd}/fifo" >> "{events}"; done'],
+        start_new_session=True,
+    )
+    node = router(rig, "a", kind, conf, wd).start()
+    try:
+        until(lambda: 'GROUP "G" MASTER 0' in events.read_text(), 3 + 106 / 256 + 8)
+        until(lambda: 'INSTANCE "VI_1" MASTER 150' in events.read_text(), 3.0)
+        log_seen = node.text().count("Reloading")
+        node.signal(signal.SIGHUP)
+        until(lambda: node.text().count("Reloading") > log_seen, 8.0)
+        time.sleep(1.0)
+    finally:
+        node.stop()
+    until(lambda: 'GROUP "G" STOP 0' in events.read_text(), 5.0)
+    os.killpg(reader.pid, signal.SIGTERM)
+    reader.wait(5)
+    return events.read_text().splitlines()
+
+
+@pytest.mark.netns
+def test_start_and_stop_lines_in_keepalived_order(rig: Make) -> None:
+    """The start-up and stop passes (vrrp.c vrrp_complete_init, vrrp_scheduler.c
+    vrrp_init_state, vrrp_notify.c notify_shutdown): an instance its track
+    file faults says FAULT first and never BACKUP, then the sync group, then
+    the other instances' BACKUP in config order; at stop every instance's STOP
+    in config order, then the group's.  The MASTER lines between depend on
+    timers, so they are compared as a set."""
+    r = rig(hint="ivfo")
+    with workdir() as wd:
+        lan(r, {"a": "10.99.0.11/24", "b": "10.99.0.12/24"})
+        os.mkfifo(wd / "fifo")
+        peer = vrrp_conf(vrid=55, priority=200, state="MASTER", vips=("10.99.0.205/32",))
+        b = router(r, "b", "keepalived", peer, wd).start()
+        try:
+            seen = {kind: _lifetime_lines(r, wd, kind) for kind in ("keepalived", "pykeep")}
+        finally:
+            b.stop()
+    start = [
+        'INSTANCE "VI_2" FAULT 100',
+        'GROUP "G" BACKUP 0',
+        'INSTANCE "VI_1" BACKUP 150',
+        'INSTANCE "VI_3" BACKUP 150',
+        'INSTANCE "VI_4" BACKUP 150',
+        'INSTANCE "VI_5" BACKUP 100',
+    ]
+    stop = [f'INSTANCE "VI_{n}" STOP {p}' for n, p in enumerate((150, 100, 150, 150, 100), 1)]
+    stop.append('GROUP "G" STOP 0')
+    masters = {'INSTANCE "VI_1" MASTER 150', 'INSTANCE "VI_3" MASTER 150'}
+    masters |= {'INSTANCE "VI_4" MASTER 150', 'GROUP "G" MASTER 0'}
+    for kind, lines in seen.items():
+        assert lines[:6] == start, (kind, lines)
+        assert lines[-6:] == stop, (kind, lines)
+        assert sorted(lines[6:-6]) == sorted(masters), (kind, lines)

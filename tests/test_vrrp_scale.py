@@ -152,6 +152,66 @@ def test_timer_fires_at_deadline_then_once_after_a_stop() -> None:
     assert len(seen) == 2 and seen[1] >= 70.0
 
 
+def test_deadlines_due_together_stay_together() -> None:
+    """Periodic owners fired in one pass and re-armed from the pass's time (``q.now``)
+    fire together again: one wake-up per period however long each owner's work takes
+    (an advert sent), where re-arming from the clock would spread them, one wake-up each."""
+    n, period, passes = 40, 0.15, 4
+    stats: dict[str, int] = {}
+    seen: list[set[float]] = []
+
+    async def main() -> None:
+        q = TimerQueue()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(q.run)
+            start = trio.current_time() + 0.05
+            timers: list[timer_mod.Timer] = []
+            for _ in range(n):
+
+                def fire(k: int = len(timers)) -> None:
+                    seen.append({q.now})
+                    time.sleep(0.0005)  # the owner's work: the clock moves on
+                    timers[k].set(q.now + period)
+
+                timers.append(q.timer(fire))
+            for t in timers:
+                t.set(start)
+            await trio.sleep_until(start + period * (passes - 0.5))
+            stats.update(wakeups=q.wakeups, idle=q.idle_wakeups)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert len(seen) == n * passes
+    assert stats["wakeups"] - stats["idle"] == passes, stats
+    assert len(set().union(*seen)) == passes
+
+
+def test_deadline_set_due_during_a_pass_waits_for_the_next() -> None:
+    """An owner that re-arms at the pass's own time (a deadline its machine did not
+    take) fires again at the next wake-up, never again and again within one pass."""
+    per_pass: list[int] = []
+    fires: list[float] = []
+
+    async def main() -> None:
+        q = TimerQueue()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(q.run)
+
+            def fire() -> None:
+                fires.append(q.now)
+                if len(fires) < 5:
+                    t.set(q.now)
+
+            t = q.timer(fire)
+            t.set(trio.current_time() + 0.01)
+            await trio.sleep(0.3)
+            per_pass.extend(fires.count(x) for x in set(fires))
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert len(fires) == 5 and per_pass == [1] * 5, fires
+
+
 def test_garp_pacing_restarts_after_a_long_stop(monkeypatch: pytest.MonkeyPatch) -> None:
     """After SIGSTOP/SIGCONT the queued GARPs stay one interval apart (no backlog burst)."""
     sent: list[float] = []
@@ -479,16 +539,16 @@ def test_socket_repeat_path_only_for_the_same_bytes() -> None:
         full.append(got.payload)
         return accept[0]
 
-    def hook() -> bool:
+    def hook(now: float) -> bool:
         repeats.append(1)
-        return True
+        return now == 7.0
 
     ps.subscribers[1] = handler
     ps.repeats[1] = hook
     payload = packet.encode(Advert(2, 1, 150, 100, (_VIP,)), src=_MASTER, dst=grp)
 
     def feed(datagram: bytes) -> None:
-        if not ps._repeat(datagram):
+        if not ps._repeat(datagram, 7.0):
             ps._dispatch(parse_ipv4(datagram), datagram)
 
     feed(_datagram(payload, ip_id=1))

@@ -14,6 +14,7 @@ five-octet MAC of its own, which the VRID completes (vrrp.c
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -72,6 +73,40 @@ def test_prefix_and_own_mac_settled_by_the_config() -> None:
     assert (named.use_vmac, named.vmac_mac) == ("mine", "02:aa:bb:cc:dd:ee")
     strict = inst("    vrrp_strict\n", f"    use_vmac {OWN_MAC}\n")
     assert (vmac.ifname(strict), strict.vmac_mac) == ("vrrp.51", None)
+
+
+def test_ipvlan_settled_by_the_config_and_its_request() -> None:
+    """vrrp_parser.c vrrp_ipvlan_handler: type word, address (also the advert
+    source), name slot; vrrp_vmac.c netlink_link_add_ipvlan: an up L2 ipvlan
+    with IFLA_IPVLAN_FLAGS.  (The kernel's answer is checked in the VM:
+    tests/test_vrrp_ipvlan_vm.py.)"""
+    import struct
+
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    from pykeep import config
+    from vrrp import ipvlan
+
+    r = config.load_text(
+        vrrp_conf(vrid=51, extra="    use_ipvlan vepa 10.99.0.21/24\n"),
+        "k.conf",
+        interface_exists=lambda _n: True,
+    )
+    inst = r.config.vrrp_instances[0]
+    link = vmac.Vmac.for_instance(inst)
+    assert link is not None and vmac.ifname(inst) is None  # the VIPs stay on eth0
+    assert (link.name, link.kind, link.ipvlan_flags, link.ipvlan_address) == (
+        "vrrp.51", "ipvlan", 2, "10.99.0.21/24"
+    )  # fmt: skip
+    assert str(inst.mcast_src_ip) == "10.99.0.21" and not link.xmit_base
+    msg = ifinfmsg(ipvlan.request("vrrp.51", 7, 2))
+    msg.decode()
+    assert (msg["header"]["type"], msg["flags"], msg["change"]) == (16, 1, 1)  # RTM_NEWLINK, up
+    assert (msg.get_attr("IFLA_IFNAME"), msg.get_attr("IFLA_LINK")) == ("vrrp.51", 7)
+    info = msg.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "ipvlan"
+    data = ipvlan.request("vrrp.51", 7, 2)[-16:]  # IFLA_INFO_DATA's two u16 attributes
+    assert struct.unpack("=HHHxxHHHxx", data) == (6, 1, 0, 6, 2, 2)
 
 
 def _link_view(rig: Rig, dev: str) -> dict[str, Any]:
@@ -237,3 +272,91 @@ def test_mixed_pair_with_vmac_elects_one_master(rig: Make, master_kind: str) -> 
         finally:
             a.stop()
             b.stop()
+
+
+def _two_family_conf(v6_first: bool) -> str:
+    """An IPv4 and an IPv6 instance sharing VRID 51 on eth0, both with an unnamed vmac."""
+    v4 = vrrp_conf(name="VI_4", priority=150, extra="    use_vmac\n")
+    v6 = vrrp_conf(
+        name="VI_6", priority=150, extra="    use_vmac\n", vips=(f"{VIP6}/64",), version=3
+    )
+    head, _sep, body4 = v4.partition("}\n")
+    body6 = v6.partition("}\n")[2]
+    return head + _sep + (body6 + body4 if v6_first else body4 + body6)
+
+
+def _vmac_links(rig: Rig) -> dict[str, str]:
+    out = rig.run("a", ["ip", "-o", "link", "show", "type", "macvlan"], check=False).stdout
+    links: dict[str, str] = {}
+    for line in out.splitlines():
+        words = line.split()
+        name = words[1].rstrip(":").split("@")[0]
+        links[name] = words[words.index("link/ether") + 1]
+    return links
+
+
+@pytest.mark.netns
+def test_ipv6_vmac_fallback_name_matches_keepalived(rig: Make) -> None:
+    """vrrp.c create_vmac_name: the second instance of a VRID is vrrp6.VRID when
+    it is IPv6, vrrp1.VRID when it is IPv4 (config order decides who is second)."""
+    r = rig(hint="ivv6")
+    with workdir() as wd:
+        lan(r, {"a": "10.99.0.11/24,fd00::11/64"})
+        seen: dict[str, dict[str, str]] = {}
+        for v6_first in (False, True):
+            for kind in ("keepalived", "pykeep"):
+                node = router(r, "a", kind, _two_family_conf(v6_first), wd).start()
+                try:
+                    until(lambda: len(_vmac_links(r)) == 2, START)
+                    seen[f"{kind}/{v6_first}"] = _vmac_links(r)
+                finally:
+                    node.stop()
+                until(lambda: not _vmac_links(r), 5.0)
+    for v6_first in (False, True):
+        assert seen[f"pykeep/{v6_first}"] == seen[f"keepalived/{v6_first}"], seen
+    assert seen["pykeep/False"] == {"vrrp.51": VMAC, "vrrp6.51": VMAC6}
+    assert seen["pykeep/True"] == {"vrrp.51": VMAC6, "vrrp1.51": VMAC}
+
+
+def _promote(rig: Rig) -> str:
+    path = "/proc/sys/net/ipv4/conf/eth0/promote_secondaries"
+    return rig.run("a", ["cat", path]).stdout.strip()
+
+
+def _promote_across_reload(rig: Rig, wd: Path, kind: str, before: bool) -> tuple[str, ...]:
+    def conf(on: bool) -> str:
+        return vrrp_conf(state="MASTER", priority=150, extra="    promote_secondaries\n" * on)
+
+    rig.sysctl("a", "net.ipv4.conf.eth0.promote_secondaries", 0)
+    node = router(rig, "a", kind, conf(before), wd).start()
+    try:
+        until(lambda: node.has_vip(VIP), START)
+        at_start = _promote(rig)
+        node.conf.write_text(conf(not before))
+        seen = node.text().count("Reloading")
+        node.signal(signal.SIGHUP)
+        until(lambda: node.text().count("Reloading") > seen, START)
+        time.sleep(1.5)  # the reload's instance pass, well within
+        after_reload = _promote(rig)
+    finally:
+        node.stop()
+    return at_start, after_reload, _promote(rig)
+
+
+@pytest.mark.netns
+def test_promote_secondaries_changed_by_reload_matches_keepalived(rig: Make) -> None:
+    """vrrp_daemon.c reload_vrrp_thread runs vrrp.c vrrp_complete_instance again:
+    promote_secondaries added by SIGHUP is set at once; removed, it stays on
+    until the stop (vrrp_if_config.c reset_promote_secondaries)."""
+    r = rig(hint="ivps")
+    with workdir() as wd:
+        lan(r, {"a": "10.99.0.11/24"})
+        seen = {
+            (kind, before): _promote_across_reload(r, wd, kind, before)
+            for before in (False, True)
+            for kind in ("keepalived", "pykeep")
+        }
+    for before in (False, True):
+        assert seen[("pykeep", before)] == seen[("keepalived", before)], seen
+    assert seen[("pykeep", False)] == ("0", "1", "0")
+    assert seen[("pykeep", True)] == ("1", "1", "0")

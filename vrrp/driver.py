@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from pykeep import log as pklog
-from pykeep.config.model import Config, IPAddress, IPAddressSpec, VrrpInstance, VrrpSyncGroup
+from pykeep.config.model import (
+    Config,
+    IPAddress,
+    IPAddressSpec,
+    VrrpInstance,
+    VrrpSyncGroup,
+    frozen_dataclass,
+)
 from vrrp import packet
 from vrrp.garp import Announcer
 from vrrp.ifconfig import reset_promote_secondaries, set_promote_secondaries
@@ -86,7 +93,7 @@ EPOCH_SLACK = 0.5
 FAILOVER_TRACKER = "ctl:failover"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class TransitionRecord:
     """The last state change of an instance, for status/dumps/metrics."""
 
@@ -346,8 +353,9 @@ class InstanceDriver:
         """AH adverts change with every packet (sequence number, ICV): no repeat path."""
         self._on_datagram(got)
 
-    def _on_repeat(self) -> bool:
-        """The socket heard the last accepted advert again, byte for byte; False: decode it.
+    def _on_repeat(self, now: float) -> bool:
+        """The socket heard the last accepted advert again, byte for byte, at ``now``
+        (its batch's time); False: decode it.
 
         decode() is a function of the bytes, the source, destination and TTL
         (all among the bytes compared) and the receive parameters, so its
@@ -358,7 +366,7 @@ class InstanceDriver:
         if last is None or last[1] is not self.receive_params or not self._can_inline():
             return False
         m = self.machine
-        if not m.repeat_advert(last[0], trio.current_time()):
+        if not m.repeat_advert(last[0], now):
             return False
         self._timer.set(min(m.timers.values(), default=None))
         return True
@@ -393,17 +401,19 @@ class InstanceDriver:
         if not self._can_inline():
             self.wake()
             return
-        self._inline(self._fire_due(trio.current_time()))
+        # The queue's pass time, shared by every deadline of the pass (vrrp/timer.py).
+        self._inline(self._fire_due(self.env.timers.now))
 
     def _fire_due(self, now: float) -> list[Action]:
         """Whatever is overdue fires once, however late we are (after SIGSTOP/SIGCONT):
         the machine re-arms from ``now``, as keepalived's scheduler does, so missed
-        periods never queue up."""
+        periods never queue up.  A deadline within ``DUE_SLACK`` ahead of ``now``
+        fires at its own time: the machine takes it as current, not stale."""
         m = self.machine
         out: list[Action] = []
         for kind, at in sorted(m.timers.items(), key=lambda kv: kv[1]):
             if at <= now + DUE_SLACK and kind in m.timers:
-                out.extend(m.handle(TimerFired(kind), now))
+                out.extend(m.handle(TimerFired(kind), max(now, at)))
         return out
 
     def feed_nowait(self, event: Event | _Wake | _Run) -> None:
@@ -527,11 +537,29 @@ class InstanceDriver:
             weight = ref.weight if ref.weight is not None else tf.weight
             reverse = ref.reverse if ref.weight is not None else tf.weight_reverse
 
-            def on_file(value: Any, n: str = tf.name, w: int = weight, r: bool = reverse) -> None:
+            # The service read the file before any instance started and hands
+            # its value over during subscribe: that is the initial effect.
+            first: list[int] = []
+
+            def on_file(
+                value: Any,
+                n: str = tf.name,
+                w: int = weight,
+                r: bool = reverse,
+                first: list[int] = first,
+            ) -> None:
+                if not first:
+                    first.append(int(value))
+                    return
                 e = track_file_effect(int(value), w, r)
                 self._tracker_event(f"file:{n}", e.delta, e.fault)
 
             self._unsubs.append(self.env.subscribe("file", tf.name, on_file))
+            if first:
+                eff = track_file_effect(first[0], weight, reverse)
+                events.append(TrackerChanged(f"file:{tf.name}", eff.delta, eff.fault))
+            else:
+                first.append(0)  # nothing heard yet: later values are changes
         for ref in inst.track_bfd:
             # The weight was settled when parsed (vrrp_track.c alloc_track_bfd).
             # A tracked BFD session counts as down until it reports Up
@@ -724,6 +752,10 @@ class InstanceDriver:
         retrack = _tracking(self.inst, self.config) != _tracking(inst, config)
         self.inst = inst
         self.config = config
+        if inst.promote_secondaries and not self._promoted and self.iface and inst.interface:
+            # vrrp.c vrrp_complete_instance runs again on a reload: a flag set now
+            # acts now; one removed leaves the setting on until the stop.
+            self._promoted = set_promote_secondaries(inst.interface)
         self.src = own_address(inst, self.iface)
         self.params = params_from_config(inst, config.global_defs, own_address=self.src)
         self.receive_params = self.params.receive_params()
@@ -922,7 +954,14 @@ class InstanceDriver:
             return
         getattr(self.env.netlink, "stale", lambda: None)()  # a new link: re-read the table
         mac = bytes(int(b, 16) for b in self.vmac.mac.split(":"))
-        self.garp_link = dataclasses.replace(self.iface, name=self.vmac.name, index=index, mac=mac)
+        link = dataclasses.replace(self.iface, name=self.vmac.name, index=index, mac=mac)
+        if self.vmac.kind == "ipvlan":
+            # vrrp.c vrrp_complete_instance: the adverts use the ipvlan, the
+            # VIPs (and their GARPs) stay on the configured interface
+            self.advert_link = link
+            self.log.info(f"({self.name}) ipvlan {self.vmac.name} up on {self.iface.name}")
+            return
+        self.garp_link = link
         if not self.vmac.xmit_base:
             self.advert_link = self.garp_link
         self.log.info(f"({self.name}) VMAC {self.vmac.name} up on {self.iface.name}")

@@ -19,7 +19,8 @@ import ipaddress
 import os
 import socket
 import struct
-from dataclasses import dataclass
+
+from pykeep.config.model import frozen_dataclass
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ _RTA = struct.Struct("=HH")
 IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Link:
     index: int
     name: str
@@ -63,7 +64,7 @@ class Link:
     mac: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Addr:
     index: int
     address: IPAddr

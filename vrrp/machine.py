@@ -38,7 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
-from pykeep.config.model import GlobalDefs, VrrpInstance
+# Events, actions and parameters are frozen_dataclass (pykeep/config/model.py):
+# the same frozen, slotted dataclasses for less than half the import cost
+# (27 -> 12 ms).  Classes without fields keep dataclass, which takes them.
+from pykeep.config.model import GlobalDefs, VrrpInstance, frozen_dataclass
 from vrrp.packet import (
     AUTH_AH,
     AUTH_NONE,
@@ -80,7 +83,7 @@ class TimerKind(enum.Enum):
 # events (in)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Start:
     """Leave INIT (vrrp_scheduler.c ``vrrp_init_state``).
 
@@ -93,7 +96,7 @@ class Start:
     delayed_until: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class AdvertReceived:
     """An advert that passed :func:`vrrp.packet.decode`, with its IP source."""
 
@@ -101,12 +104,12 @@ class AdvertReceived:
     src: IPAddress
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class TimerFired:
     kind: TimerKind
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class TrackerChanged:
     """The current effect of one tracked object (interface, script, file, sync group).
 
@@ -120,7 +123,7 @@ class TrackerChanged:
     fault: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class SourceAddress:
     """The interface address our adverts come from changed; None: it has none left.
 
@@ -140,14 +143,14 @@ class AdminStop:
     """Shutdown or instance removed on reload: leave with a priority-0 advert."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Reload:
     """New parameters for the same instance (matched by the driver, ``vrrp_exist``)."""
 
     params: MachineParams
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class SyncForce:
     """A sync group pulls this member to ``state`` (vrrp_sync.c vrrp_sync_*)."""
 
@@ -169,7 +172,7 @@ Event: TypeAlias = (
 # actions (out)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class SendAdvert:
     """Encode and send an advert with this priority (0 on stop/fault)."""
 
@@ -186,7 +189,7 @@ class RemoveVips:
     """Remove everything AddVips installed — vrrp_restore_interface."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class SendGarpBurst:
     """Send ``count`` gratuitous ARPs / unsolicited NAs for every VIP.
 
@@ -198,7 +201,7 @@ class SendGarpBurst:
     reason: str = "master"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ScheduleTimer:
     """(Re)arm timer ``kind`` to fire at absolute time ``at``; replaces any earlier one."""
 
@@ -206,12 +209,12 @@ class ScheduleTimer:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class CancelTimer:
     kind: TimerKind
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RunNotify:
     """Run notify_<state> and ``notify`` with ``INSTANCE name STATE priority``."""
 
@@ -219,14 +222,14 @@ class RunNotify:
     priority: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class NotifyMasterRxLowerPri:
     """Run notify_master_rx_lower_pri (vrrp_state_master_rx)."""
 
     src: IPAddress
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class PriorityChanged:
     """Log ``(name) Changing effective priority from OLD to NEW``; with
     ``notify_priority_changes`` a ``MASTER_PRIORITY``/``BACKUP_PRIORITY``
@@ -237,7 +240,7 @@ class PriorityChanged:
     master: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class EnterState:
     """Log ``(name) Entering NEW STATE`` and update metrics."""
 
@@ -263,7 +266,7 @@ Action: TypeAlias = (
 # parameters
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class MachineParams:
     """Everything the machine needs from keepalived.conf, with globals resolved.
 
@@ -470,7 +473,7 @@ def params_from_config(
 # tracking (vrrp_track.c)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class TrackEffect:
     delta: int = 0
     fault: bool = False
@@ -957,7 +960,8 @@ class VrrpMachine:
         if e.address is None:
             self.trackers[SOURCE_TRACKER] = TrackEffect(0, True)
         else:
-            self.params = replace(self.params, own_address=e.address)
+            if self.params.own_address != e.address:  # every start says it once
+                self.params = replace(self.params, own_address=e.address)
             self.trackers.pop(SOURCE_TRACKER, None)
         self._refault(was_fault, now, out, "no_address")
 

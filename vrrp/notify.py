@@ -28,6 +28,7 @@ import contextlib
 import os
 import signal
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -168,6 +169,7 @@ class Notifier:
         self.fifos: list[NotifyFifo] = []
         self._script_scopes: list[trio.CancelScope] = []
         self._script_pids: list[int] = []
+        self._held: list[tuple[NotifyTarget, str, int | None]] | None = None
         self.mailer: Mailer | None = None
         self.smtp_default = False
         self.no_email_faults = False
@@ -264,8 +266,39 @@ class Notifier:
             nf.close()
         self.fifos.clear()
 
+    def hold(self) -> None:
+        """Collect notifies instead of firing them, until :meth:`release`.
+
+        keepalived fires the notifies of its start-up and stop in passes over
+        its lists (vrrp.c ``vrrp_complete_init``, vrrp_scheduler.c
+        ``vrrp_init_state``, vrrp_notify.c ``notify_shutdown``); pykeep's
+        instances start and stop as separate tasks, so the service collects
+        their notifies and fires them in keepalived's order.
+        """
+        self._held = []
+
+    def release(self, order: Callable[[NotifyTarget, str], tuple[int, int]]) -> None:
+        """Fire the collected notifies sorted by ``order``, ties in the order they came.
+
+        Only each target's first notify is placed by ``order``; any later one
+        (a change during the pass) keeps its place after everything else.
+        """
+        held, self._held = self._held or [], None
+        seen: set[tuple[str, str]] = set()
+        ranked: list[tuple[tuple[int, int], int, NotifyTarget, str, int | None]] = []
+        for n, (target, state, priority) in enumerate(held):
+            first = (target.kind, target.name) not in seen
+            seen.add((target.kind, target.name))
+            rank = order(target, state) if first else (sys.maxsize, 0)
+            ranked.append((rank, n, target, state, priority))
+        for _, _, target, state, priority in sorted(ranked, key=lambda r: (r[0], r[1])):
+            self.notify(target, state, priority)
+
     def notify(self, target: NotifyTarget, state: str, priority: int | None) -> None:
         """Fire everything keepalived fires for ``state``; returns at once."""
+        if self._held is not None:
+            self._held.append((target, state, priority))
+            return
         by_state = {
             "MASTER": target.notify.master,
             "BACKUP": target.notify.backup,
@@ -293,6 +326,28 @@ class Notifier:
             self.active += 1
             self._idle = trio.Event()
             self.nursery.start_soon(self._run_chain, chain)
+
+    def states_on_reload(
+        self, groups: list[tuple[str, str]], instances: list[tuple[str, str, int]]
+    ) -> None:
+        """``fifo_write_vrrp_states_on_reload``: the FIFO lines a reload writes again.
+
+        vrrp_scheduler.c ``vrrp_init_state`` on reload: every sync group's
+        line (``notify_group_fifo``), then, in config order, each kept
+        instance that is not master (``notify_instance_fifo``; a master
+        carried over takes the path that writes nothing).  No script runs.
+        """
+        lines = [fifo_line("GROUP", name, state, None) for name, state in groups]
+        lines += [
+            fifo_line("INSTANCE", name, state, prio)
+            for name, state, prio in instances
+            if state != "MASTER"
+        ]
+        for line in lines:
+            if self.global_fifo is not None and self.global_fifo.argv:
+                write_fifo(self.global_fifo.argv[0], line)
+            for nf in self.fifos:
+                nf.write(line)
 
     def priority_changed(self, target: NotifyTarget, master: bool, priority: int) -> None:
         """vrrp_notify.c ``send_instance_priority_notifies``: a FIFO line only,

@@ -35,7 +35,7 @@ from pykeep.config.model import Config, VrrpInstance, VrrpScript, VrrpTrackFile
 from vrrp.driver import Env, InstanceDriver, SyncCoord, instance_key
 from vrrp.links import leftover_candidates, remove_leftovers
 from vrrp.machine import PRIO_OWNER, State
-from vrrp.notify import Notifier
+from vrrp.notify import Notifier, NotifyTarget
 from vrrp.socket import SocketPool
 from vrrp.static import StaticEntries, del_rule
 from vrrp.syncgroup import group_of, member_tracking
@@ -43,6 +43,7 @@ from vrrp.timer import TimerQueue
 from vrrp.track import (
     LinkWatcher,
     ScriptStatus,
+    read_track_file,
     run_vrrp_script,
     vip_addresses,
     watch_track_file,
@@ -150,10 +151,14 @@ class VrrpService:
                     ),
                 )
             else:
+                # vrrp_track.c initialise_vrrp_file_tracking_priorities: the file's
+                # value counts before any instance starts, so an instance it
+                # faults starts in FAULT and never announces BACKUP first.
+                fan.value = read_track_file(definition)
                 self._nursery.start_soon(
                     self._scoped,
                     fan.scope,
-                    lambda tf=definition, f=fan: watch_track_file(tf, f.publish),
+                    lambda tf=definition, f=fan: watch_track_file(tf, f.publish, last=f.value),
                 )
 
     def _start_bfd(self, config: Config) -> None:
@@ -272,7 +277,11 @@ class VrrpService:
                 if delay:  # vrrp_daemon.c start_vrrp (not on reload)
                     self.log.info(f"Delaying startup for {delay:g} seconds")
                     self._env.startup_until = trio.current_time() + delay
-                await self._start_instances(self.config, list(self.config.vrrp_instances))
+                notifier.hold()
+                try:
+                    await self._start_instances(self.config, list(self.config.vrrp_instances))
+                finally:
+                    notifier.release(self._notify_order())
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -323,11 +332,42 @@ class VrrpService:
         finally:
             self._env.epoch = None
 
+    def _notify_order(self) -> Callable[[NotifyTarget, str], tuple[int, int]]:
+        """keepalived's notify order in its start-up and stop passes (Notifier.hold).
+
+        Start-up: instances entering FAULT, in config order (vrrp.c
+        ``vrrp_complete_init``), then sync groups in FAULT or BACKUP, then the
+        instances entering BACKUP (vrrp_scheduler.c ``vrrp_init_state``), then
+        the rest, such as an address owner's MASTER.  Stop: every instance's
+        STOP in config order, then every sync group's (vrrp_notify.c
+        ``notify_shutdown``).
+        """
+        inst_ix = {i.name: n for n, i in enumerate(self.config.vrrp_instances)}
+        group_ix = {g.name: n for n, g in enumerate(self.config.vrrp_sync_groups)}
+
+        def order(target: NotifyTarget, state: str) -> tuple[int, int]:
+            if target.kind == "GROUP":
+                return (1, group_ix.get(target.name, 0))
+            ix = inst_ix.get(target.name, 0)
+            if state in ("FAULT", "STOP"):
+                return (0, ix)
+            return (2, ix) if state == "BACKUP" else (3, 0)
+
+        return order
+
     async def shutdown(self) -> None:
         """Stop every instance cleanly (priority-0 adverts, VIPs removed)."""
-        async with trio.open_nursery() as n:
-            for driver in list(self.drivers.values()):
-                n.start_soon(driver.stop)
+        if self._env is not None:
+            self._env.notifier.hold()
+        try:
+            async with trio.open_nursery() as n:
+                for driver in list(self.drivers.values()):
+                    n.start_soon(driver.stop)
+        finally:
+            if self._env is not None:
+                for coord in self.coords:
+                    self._env.notifier.notify(coord.target, "STOP", None)
+                self._env.notifier.release(self._notify_order())
         self.drivers.clear()
         if self.static is not None:  # vrrp_terminate_phase2: after the VIPs
             self.static.stop()
@@ -373,6 +413,13 @@ class VrrpService:
         if added:
             await self._start_instances(config, added)
         self._regroup(config)
+        if config.global_defs.fifo_write_vrrp_states_on_reload:  # vrrp/notify.py
+            fresh = {instance_key(i) for i in added}
+            kept = [self.drivers[k] for k in new_by_key if k in self.drivers and k not in fresh]
+            self._env.notifier.states_on_reload(
+                [(c.config.name, c.group.state.value) for c in self.coords],
+                [(d.name, d.state.value, d.machine.effective_priority) for d in kept],
+            )
 
     def _tracked(self, inst: VrrpInstance, config: Config, *, log: bool) -> VrrpInstance:
         """The instance with its sync group's tracking (vrrp/syncgroup.py member_tracking)."""

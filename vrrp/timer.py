@@ -24,6 +24,10 @@ cost one kernel timer.  This is the same for trio:
   a second instead of one per drained batch (9 µs each).  Only when the
   moves stop (the master is gone) may the stale deadline wake the queue
   once, early, on the way to the real one.
+- every deadline due at a wake-up fires in that one pass, dated with the
+  pass's time (:attr:`TimerQueue.now`): masters whose adverts were due
+  together stay together, one burst and one wake-up per interval here and
+  on their backups.
 
 Under a clock that is not trio's system clock (``MockClock`` in tests), the
 queue sleeps with trio instead; the behaviour is the same, without the
@@ -131,6 +135,9 @@ class TimerQueue:
         #: runs at each wake-up before anything fires: the socket pool's
         #: drain, so adverts already queued count before a deadline does
         self.before_fire: Callable[[], None] = lambda: None
+        #: the time of the current firing pass: every deadline fired in one
+        #: pass is handled at this one time (see :meth:`fire_due`)
+        self.now = 0.0
 
     def timer(self, fire: Callable[[], None]) -> Timer:
         return Timer(self, fire)
@@ -186,9 +193,22 @@ class TimerQueue:
             self._kick.set()
 
     def fire_due(self, now: float) -> int:
-        """Fire every deadline at or before ``now``; how many fired."""
-        fired = 0
+        """Fire every deadline at or before ``now``; how many fired.
+
+        The owners read the pass's time from :attr:`now`, not the clock: N
+        masters whose adverts were due together re-arm at one deadline and
+        fire together again next interval, one wake-up and one burst on the
+        wire, as keepalived's do (its one init pass dates all instances
+        within microseconds, vrrp_scheduler.c vrrp_init_instance_sands, and
+        its expiry pass then serves every due instance).  Reading the clock
+        per owner would date each one a send later than the one before: a
+        burst of 255 adverts in Python takes milliseconds, and the next
+        interval's deadlines would spread by as much, each with a wake-up of
+        its own on this host and on every backup.
+        """
+        self.now = now
         heap = self._heap
+        due: list[tuple[int, Timer]] = []
         while heap:
             at, _s, gen, timer = heap[0]
             if gen != timer._gen:
@@ -197,6 +217,14 @@ class TimerQueue:
             if at > now + DUE_SLACK:
                 break
             heapq.heappop(heap)
+            due.append((gen, timer))
+        # What was due when the pass began fires, in deadline order; a deadline
+        # an owner sets during the pass waits for the next one, even if it is
+        # due already (never a loop within one pass).
+        fired = 0
+        for gen, timer in due:
+            if gen != timer._gen:
+                continue  # moved or cancelled by an earlier owner of this pass
             timer._gen += 1
             timer.at = None
             fired += 1

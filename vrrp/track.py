@@ -375,14 +375,17 @@ async def run_vrrp_script(
 
 
 async def watch_track_file(
-    tf: VrrpTrackFile, on_value: Callable[[int], None], *, period: float = 0.5
+    tf: VrrpTrackFile,
+    on_value: Callable[[int], None],
+    *,
+    period: float = 0.5,
+    last: int | None = None,
 ) -> None:
-    """Report the integer in ``tf.file`` whenever it changes.
+    """Report the integer in ``tf.file`` whenever it changes from ``last``.
 
     keepalived uses inotify; we re-read twice a second, which is well inside
     any advert interval and needs no extra dependency.
     """
-    last: int | None = None
     while True:
         value = read_track_file(tf)
         if value != last:

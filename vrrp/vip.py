@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-from dataclasses import dataclass
 from typing import Any
 
-from pykeep.config.model import IPAddress, IPAddressSpec, RouteSpec, RuleSpec
+from pykeep.config.model import IPAddress, IPAddressSpec, RouteSpec, RuleSpec, frozen_dataclass
 from vrrp.links import IFA_F_SECONDARY, IFF_RUNNING, IFF_UP, Rtnl
 
 TYPE_CHECKING = False
@@ -39,7 +38,7 @@ _IGNORED_ADD = {errno.EEXIST}
 _IGNORED_DEL = {errno.EADDRNOTAVAIL, errno.ENODEV, errno.ESRCH, errno.ENOENT}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Interface:
     """What the VRRP shell needs to know about a link."""
 

@@ -23,6 +23,19 @@ The instance then puts its VIPs on the vmac, sends gratuitous ARPs from it,
 and sends and receives adverts on it, or on the base interface with
 ``vmac_xmit_base`` (vrrp_scheduler.c ``vrrp_open_sockpool``).  The advert's
 source address stays the base interface's.
+
+``use_ipvlan`` takes the same slot (vrrp_vmac.c ``netlink_link_add_ipvlan``):
+an ipvlan in mode L2 (so that it receives the multicast adverts) with the
+type word's IFLA_IPVLAN_FLAGS (bridge 0, private 1, vepa 2), created up,
+named like a vmac (``create_vmac_name``).  It shares its parent's MAC, so
+nothing is set on the base interface and no firewall rules go in; the only
+sysctl is ``disable_ipv6`` (``link_set_ipv6``: off for an IPv4 instance, on
+for IPv6).  ``use_ipvlan ADDR/PREFIX`` is put on it (nodad and deprecated for
+IPv6, as ``netlink_ipaddress`` adds any address) and is the advert source
+(vrrp_parser.c ``vrrp_ipvlan_handler``).  Adverts are sent and received on
+the ipvlan; the VIPs and their GARPs stay on the configured interface
+(vrrp.c ``vrrp_complete_instance`` moves VIPs to ``vrrp->ifp`` only for a
+VMAC).
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ from typing import Any
 # pyroute2 is imported where a VMAC is made: a config without use_vmac never loads it.
 from pykeep import log as pklog
 from pykeep.config.model import VrrpInstance
+from vrrp import ipvlan
 
 VMAC_PREFIX = "vrrp"
 _V4_SYSCTLS = (("arp_ignore", 1), ("accept_local", 1), ("rp_filter", 0), ("promote_secondaries", 1))
@@ -55,10 +69,14 @@ def ifname(inst: VrrpInstance) -> str | None:
     """The vmac link an instance uses, or None without ``use_vmac``."""
     if inst.use_vmac is None:
         return None
-    if inst.use_vmac:
-        return inst.use_vmac
-    name = f"{VMAC_PREFIX}.{inst.virtual_router_id}"
-    return name[:15]
+    return inst.use_vmac or f"{VMAC_PREFIX}.{inst.virtual_router_id}"[:15]
+
+
+def link_name(inst: VrrpInstance) -> str | None:
+    """The vmac or ipvlan link an instance makes, or None."""
+    if inst.use_vmac is None and inst.use_ipvlan is None:
+        return None
+    return ifname(inst) or inst.use_ipvlan or f"{VMAC_PREFIX}.{inst.virtual_router_id}"[:15]
 
 
 def mac(vrid: int, family: int) -> str:
@@ -87,14 +105,17 @@ class Vmac:
     vrid: int
     family: int
     xmit_base: bool = False
-    address: str | None = None  # use_vmac's own MAC; None: the RFC's
+    address: str | None = None  # use_vmac's own MAC; None: the RFC's; an ipvlan's: its parent's
     index: int | None = None
+    kind: str = "macvlan"  # or "ipvlan"
+    ipvlan_flags: int = 0
+    ipvlan_address: str | None = None
     _arp_base_held: bool = False
     _firewall: bool = False
 
     @classmethod
     def for_instance(cls, inst: VrrpInstance) -> Vmac | None:
-        name = ifname(inst)
+        name = link_name(inst)
         if name is None or not inst.interface:
             return None
         return cls(
@@ -102,8 +123,11 @@ class Vmac:
             base=inst.interface,
             vrid=inst.virtual_router_id,
             family=inst.family,
-            xmit_base=inst.vmac_xmit_base,
-            address=inst.vmac_mac,
+            xmit_base=inst.vmac_xmit_base and inst.use_vmac is not None,
+            address=inst.vmac_mac if inst.use_vmac is not None else None,
+            kind="macvlan" if inst.use_vmac is not None else "ipvlan",
+            ipvlan_flags=inst.ipvlan_flags,
+            ipvlan_address=inst.ipvlan_address,
         )
 
     @property
@@ -112,6 +136,8 @@ class Vmac:
 
     def up(self) -> int:
         """Create (or recreate) the link, apply the sysctls, bring it up; its ifindex."""
+        if self.kind == "ipvlan":
+            return self._ipvlan_up()
         from pyroute2 import IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
 
@@ -163,6 +189,49 @@ class Vmac:
         except firewall.FirewallError as exc:
             # keepalived logs and runs on without the rules
             pklog.get("vrrp").info(f"VMAC {self.name}: firewall rules not set: {exc}")
+        return self.index
+
+    def _ipvlan_up(self) -> int:
+        """vrrp_vmac.c ``netlink_link_add_ipvlan``, in its order: link (up), sysctl, address."""
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        with IPRoute() as ipr:
+            base = ipr.link_lookup(ifname=self.base)
+            if not base:
+                raise VmacError(f"Unable to create ipvlan interface {self.name}: no {self.base}")
+            existing = ipr.link_lookup(ifname=self.name)
+            if existing:
+                info = ipr.get_links(existing[0])[0].get_attr("IFLA_LINKINFO")
+                if info is None or info.get_attr("IFLA_INFO_KIND") != "ipvlan":
+                    raise VmacError(f"IPVLAN {self.name} conflicts with existing interface")
+                ipr.link("del", index=existing[0])  # left over from a previous run
+            try:
+                ipvlan.add(self.name, int(base[0]), self.ipvlan_flags)
+            except OSError as exc:
+                raise VmacError(f"Unable to create ipvlan interface {self.name}: {exc}") from exc
+            idx = ipr.link_lookup(ifname=self.name)
+            if not idx:
+                raise VmacError(f"Unable to create ipvlan interface {self.name}")
+            self.index = int(idx[0])
+            link = ipr.get_links(self.index)[0]
+            self.address = str(link.get_attr("IFLA_ADDRESS"))
+            _set_sysctl("ipv6", self.name, "disable_ipv6", 1 if self.family == 4 else 0)
+            if self.ipvlan_address:
+                addr = ipaddress.ip_interface(self.ipvlan_address)
+                extra: dict[str, Any] = {}
+                if addr.version == 6:
+                    extra = {"flags": 0x02, "preferred_lft": 0}  # nodad, deprecated
+                try:
+                    ipr.addr(
+                        "add",
+                        index=self.index,
+                        address=str(addr.ip),
+                        prefixlen=addr.network.prefixlen,
+                        **extra,
+                    )
+                except NetlinkError as exc:
+                    pklog.get("vrrp").info(f"Failed to add interface address to {self.name}: {exc}")
         return self.index
 
     def _copy_link_local(self, ipr: Any, base_index: int) -> None:
