@@ -8,6 +8,12 @@ Measures, against a loopback listener running in a separate process:
   scheduler running (staggered by warmup, as keepalived staggers them).
 
 Target (issue 5): 5,000 checks/s on one core.  Run: ``python -m bench.bench_checks``.
+
+``--generated N`` measures instead the CPU per check of the checker side
+(``LvsService``, a fake kernel) on the runtime differential's generated file of
+N cases (tests/differential_vm), against its 32 real servers in a namespace:
+the cost the VM differential pays, on the host.  keepalived -C cannot run here
+(the host has no IPVS); the differential's guest reports both daemons' CPU.
 """
 
 from __future__ import annotations
@@ -93,12 +99,102 @@ async def memory(port: int, servers: int) -> tuple[float, float, int]:
     return before, after, sched.checks_done
 
 
+BENCH_NS = "pk-ck-bench"
+SERVERS = f"""
+import sys
+from tests.differential_vm import guest
+from tests.differential_vm.generator import MISC_DIR, TARGETS, phase_up
+from pathlib import Path
+guest.NS = "{BENCH_NS}-rs"
+Path(MISC_DIR).mkdir(parents=True, exist_ok=True)
+guest.setup_network()
+s = guest.Servers()
+try:
+    for t in TARGETS:
+        s.set(t, phase_up(t, 0))
+    print("ready", flush=True)
+    sys.stdin.read()
+finally:
+    s.close()
+    guest.teardown_network()
+    try:
+        Path(MISC_DIR).rmdir()
+    except OSError:
+        pass
+"""
+
+
+async def generated_inner(count: int, seconds: float, warm: float) -> None:
+    """In the bench namespace: the checker side on the generated file; one result line."""
+    from pykeep.config import load_text
+    from pykeep.lvs import LvsService
+    from tests.differential_vm import generator
+    from tests.test_ipvs_service import FakeKernel
+
+    text = generator.merged([generator.case(1, i) for i in range(count)])
+    config = load_text(text, "generated.conf").config
+    svc = LvsService(config, FakeKernel())
+
+    def checks() -> int:
+        return sum(c.successes + c.failures for e in svc._checked.values() for c in e.checkers)
+
+    async with trio.open_nursery() as n:
+        await n.start(svc.run)
+        await trio.sleep(warm)
+        c0, k0 = cpu_seconds(), checks()
+        await trio.sleep(seconds)
+        c1, k1 = cpu_seconds(), checks()
+        n.cancel_scope.cancel()
+    done = k1 - k0
+    print(f"{done} checks in {seconds:.0f} s, {c1 - c0:.2f} s CPU, "
+          f"{1000 * (c1 - c0) / max(done, 1):.3f} ms CPU per check")  # fmt: skip
+
+
+def generated(count: int, seconds: float, runs: int) -> None:
+    from sim import netns
+
+    netns.create_namespace(BENCH_NS)
+    servers = subprocess.Popen(
+        netns.ns_argv(BENCH_NS, [sys.executable, "-c", SERVERS]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert servers.stdout is not None
+        if servers.stdout.readline().strip() != "ready":
+            raise SystemExit("the real servers did not start")
+        inner = [sys.executable, "-m", "bench.bench_checks", "--generated-inner", str(count)]
+        inner += ["--seconds", str(seconds)]
+        for i in range(runs):
+            out = subprocess.run(
+                netns.ns_argv(BENCH_NS, inner), capture_output=True, text=True, check=False
+            )
+            line = out.stdout.strip().splitlines()[-1:] or [out.stderr.strip()[-300:]]
+            print(f"run {i + 1}: {line[0]}", flush=True)
+    finally:
+        if servers.stdin is not None:
+            servers.stdin.close()
+        servers.wait(timeout=30)
+        netns.delete_namespace(f"{BENCH_NS}-rs")
+        netns.delete_namespace(BENCH_NS)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--servers", type=int, default=10_000)
+    ap.add_argument("--generated", type=int, help="cases of the runtime differential's file")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--generated-inner", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv if argv is not None else [])
+    if args.generated_inner:
+        trio.run(generated_inner, args.generated_inner, args.seconds, 8.0)
+        return 0
+    if args.generated:
+        generated(args.generated, args.seconds, args.runs)
+        return 0
     proc = subprocess.Popen([sys.executable, "-c", LISTENER], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -11,8 +11,10 @@ a chunked body is hashed with its chunk framing, bounded by a
 :class:`ResponseStream` is that byte-exact, sans-I/O reader; genhash uses it
 too, with its verbose dump.
 
-Unlike keepalived, the whole attempt is bounded by ``connect_timeout`` (not
-each read), so a slowloris peer cannot hold a check forever.
+As in keepalived, ``connect_timeout`` bounds each I/O step (the connect, the
+TLS handshake, the request, each read), not the whole attempt; the scheduler's
+guard (:data:`healthcheck.scheduler.GUARD_STEPS`) still stops a slowloris peer
+that keepalived would wait on for ever.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import h11
 import trio
 
 from healthcheck.api import Result, Target
-from healthcheck.tcp import open_tcp, os_reason
+from healthcheck.tcp import StepTimeout, open_tcp, os_reason, step
 from pykeep.config.model import HttpCheck, HttpUrl, StatusRange
 
 #: keepalived check_http.h MAX_BUFFER_LENGTH: reads are at most this minus one.
@@ -144,13 +146,15 @@ class ResponseStream:
             self.head = raw[: end + 4]
             self.status_code = extract_status_code(raw)
             self.content_len = extract_content_length(raw)
-            self._say(dump_buffer(self.head))
-            self._say(HTTP_HEADER_ASCII + self.head.split(b"\0", 1)[0].decode("latin-1") + "\n")
+            if self.verbose is not None:  # the dumps cost more than the check itself
+                self._say(dump_buffer(self.head))
+                self._say(HTTP_HEADER_ASCII + self.head.split(b"\0", 1)[0].decode("latin-1") + "\n")
             rest = raw[end + 4 :]
             if rest and self.digest and (self.content_len is None or self.content_len > 0):
                 n = self._bounded(len(rest))
                 self.md5.update(rest[:n])
-                self._say(HTML_HEADER_HEXA + dump_buffer(rest[:n]))
+                if self.verbose is not None:
+                    self._say(HTML_HEADER_HEXA + dump_buffer(rest[:n]))
             self._take(rest)
             self.rx_bytes = len(rest)
         else:
@@ -158,7 +162,8 @@ class ResponseStream:
             if self.digest and (self.content_len is None or self.content_len > self.rx_bytes):
                 n = self._bounded(len(new))
                 self.md5.update(new[:n])
-                self._say(dump_buffer(new[:n]))
+                if self.verbose is not None:
+                    self._say(dump_buffer(new[:n]))
             self._take(new)
             self.rx_bytes += len(self.buffer)
         self.buffer.clear()
@@ -166,7 +171,8 @@ class ResponseStream:
     def finish(self) -> bytes:
         """At EOF: the digest, with genhash's closing dump."""
         digest = self.md5.digest()
-        self._say("\n" + HTML_HASH + dump_buffer(digest) + HTML_HASH_FINAL)
+        if self.verbose is not None:
+            self._say("\n" + HTML_HASH + dump_buffer(digest) + HTML_HASH_FINAL)
         return digest
 
 
@@ -283,26 +289,31 @@ class HttpChecker:
             return Result.failed("no url")
         url = self.urls[step % len(self.urls)]
         regex = self._regexes[step % len(self.urls)]
-        with trio.move_on_after(timeout):
-            try:
-                return await self._get(target, url, regex)
-            except OSError as e:
-                return Result.failed(os_reason(e))
-            except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError) as e:
-                return Result.failed(f"connection error: {e}".rstrip(": "))
-        return Result.failed("timeout")
+        try:
+            return await self._get(target, url, regex, timeout)
+        except StepTimeout as e:
+            return Result.failed(e.reason)
+        except OSError as e:
+            return Result.failed(os_reason(e))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError) as e:
+            return Result.failed(f"connection error: {e}".rstrip(": "))
 
     async def open(self, target: Target, vhost: str | None) -> trio.abc.Stream:
-        stream: trio.abc.Stream = await open_tcp(target)
-        if self.ssl:
-            sni = (self.sni_name or vhost) if self.enable_sni else None
-            ctx = self._context if self._context is not None else unverified_context()
-            tls = trio.SSLStream(stream, ctx, server_hostname=sni, https_compatible=True)
-            await tls.do_handshake()
-            stream = tls
-        return stream
+        return await self.secure(await open_tcp(target), vhost)
 
-    async def _get(self, target: Target, url: HttpUrl, regex: re.Pattern[bytes] | None) -> Result:
+    async def secure(self, stream: trio.abc.Stream, vhost: str | None) -> trio.abc.Stream:
+        """SSL_GET's handshake over a connected stream; HTTP_GET's stream as it is."""
+        if not self.ssl:
+            return stream
+        sni = (self.sni_name or vhost) if self.enable_sni else None
+        ctx = self._context if self._context is not None else unverified_context()
+        tls = trio.SSLStream(stream, ctx, server_hostname=sni, https_compatible=True)
+        await tls.do_handshake()
+        return tls
+
+    async def _get(
+        self, target: Target, url: HttpUrl, regex: re.Pattern[bytes] | None, timeout: float
+    ) -> Result:
         vhost = url.virtualhost or self.virtualhost
         request = build_request(
             url.path, vhost or target.address, target.port, self.http_protocol, vhost is not None
@@ -311,13 +322,26 @@ class HttpChecker:
         conn.send(h11.Request(method="GET", target=url.path, headers=[("Host", vhost or "x")]))
         reader = ResponseStream(digest=url.digest is not None, keep_body=regex is not None)
         status: int | None = None
-        stream = await self.open(target, vhost)
+        # Each I/O step has its own connect_timeout, as keepalived registers each
+        # one with it (check_http.c http_connect_thread, http_request_thread,
+        # http_read_thread): a slow but progressing server passes.
+        with step(timeout, "timeout"):
+            stream: trio.abc.Stream = await open_tcp(target)
+        if self.ssl:
+            try:
+                with step(timeout, "timeout"):
+                    stream = await self.secure(stream, vhost)
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
         async with stream:
-            await stream.send_all(request)
+            with step(timeout, "timeout"):
+                await stream.send_all(request)
             while True:
                 if reader.read_size() <= 0:
                     return Result.failed("header too large")
-                data = bytes(await stream.receive_some(reader.read_size()))
+                with step(timeout, "timeout"):
+                    data = bytes(await stream.receive_some(reader.read_size()))
                 if not data:
                     break
                 reader.feed(data)

@@ -2,7 +2,8 @@
 
 It owns tasks and time, nothing else: each checker is one task in the
 scheduler's nursery that sleeps until :mod:`healthcheck.policy` says to run,
-runs one attempt bounded by its timeout, and feeds the result back.  Any
+runs one attempt (each I/O step bounded by its timeout, the attempt by a
+guard), and feeds the result back.  Any
 exception a checker raises becomes a failed result (``crash: …``), so no
 peer and no plugin can crash the scheduler.  Real-server transitions are
 batched (``batch_window``) before they reach the consumer, the way seesaw
@@ -22,6 +23,7 @@ import dataclasses
 import random
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import cast
 
 import trio
 
@@ -53,8 +55,16 @@ from pykeep.config.model import (
 )
 from pykeep.script_security import check_script_secure
 
-#: Extra time the scheduler allows past a checker's own timeout before it cancels it.
+#: Extra time the scheduler allows past a checker's own timeouts before it cancels it.
 GUARD = 1.0
+#: How many ``timeout``-bounded steps the guard allows one attempt.  keepalived
+#: re-arms ``connect_timeout`` for every I/O step of a check (connect, TLS,
+#: send, each read: check_http.c ``http_connect_thread``/``http_request_thread``
+#: /``http_read_thread``, check_tcp.c, check_smtp.c), so a check may take several
+#: timeouts and pass; the checkers bound each step themselves.  This guard only
+#: stops a checker that ignores its timeout (a plugin) and a peer that trickles
+#: bytes one read at a time, which keepalived would wait on for ever.
+GUARD_STEPS = 4
 
 
 def build_checker(
@@ -148,11 +158,25 @@ def build_checker(
 
 
 async def attempt(checker: Checker, target: Target, timeout: float, step: int = 0) -> Result:
-    """One guarded attempt: never raises (except cancellation), never outlives its timeout."""
-    with trio.move_on_after(timeout + GUARD):
+    """One guarded attempt: never raises (except cancellation), never outlives its guard."""
+    multi = isinstance(checker, MultiStepChecker) and checker.steps > 1
+    return await _attempt(checker, target, timeout, step, multi)
+
+
+async def _attempt(
+    checker: Checker, target: Target, timeout: float, step: int, multi: bool
+) -> Result:
+    if getattr(checker, "bounds_itself", False):
+        # One step under its own timeout (TCP_CHECK): a second cancel scope
+        # around it only cost CPU at every check.
         try:
-            if isinstance(checker, MultiStepChecker) and checker.steps > 1:
-                return await checker.check_step(target, timeout, step)
+            return await checker.check(target, timeout)
+        except Exception as e:
+            return Result.failed(f"crash: {type(e).__name__}: {e}"[:200])
+    with trio.move_on_after(timeout * GUARD_STEPS + GUARD):
+        try:
+            if multi:
+                return await cast(MultiStepChecker, checker).check_step(target, timeout, step)
             return await checker.check(target, timeout)
         except Exception as e:
             return Result.failed(f"crash: {type(e).__name__}: {e}"[:200])
@@ -231,9 +255,12 @@ class Scheduler:
         next_at: float,
     ) -> None:
         policy = server.checkers[index]
+        # Decided once: a runtime-checkable Protocol's isinstance walks its
+        # members, and cost a large share of a check's CPU when done per attempt.
+        multi = policy.steps > 1 and isinstance(checker, MultiStepChecker)
         while True:
             await trio.sleep_until(next_at)
-            result = await attempt(checker, target, timeout, policy.step)
+            result = await _attempt(checker, target, timeout, policy.step, multi)
             self.checks_done += 1
             decision, transition = server.record(index, result, trio.current_time())
             if transition is not None:

@@ -1,4 +1,9 @@
-"""SMTP_CHECK (keepalived check_smtp.c): banner 220, ``HELO name`` → 250, ``QUIT``."""
+"""SMTP_CHECK (keepalived check_smtp.c): banner 220, ``HELO name`` → 250, ``QUIT``.
+
+As keepalived does (check_smtp.c ``smtp_connect_thread``, ``smtp_get_line_cb``,
+``smtp_put_line_cb``), ``connect_timeout`` bounds each step: the connect, each
+read, each write; the scheduler's guard bounds the whole dialogue.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,19 @@ from dataclasses import dataclass
 import trio
 
 from healthcheck.api import Result, Target
-from healthcheck.tcp import open_tcp, os_reason
+from healthcheck.tcp import StepTimeout, open_tcp, os_reason, step
 
 _MAX_LINE = 4096
 
 
-async def _reply(stream: trio.SocketStream, buf: bytearray) -> int:
+async def _reply(stream: trio.SocketStream, buf: bytearray, timeout: float) -> int:
     """Read one (possibly multi-line) SMTP reply; return its code (0 if garbled)."""
     while True:
         while b"\n" not in buf:
             if len(buf) > _MAX_LINE:
                 return 0
-            data = await stream.receive_some(_MAX_LINE)
+            with step(timeout):
+                data = await stream.receive_some(_MAX_LINE)
             if not data:
                 return 0
             buf += data
@@ -37,20 +43,23 @@ class SmtpChecker:
 
     async def check(self, target: Target, timeout: float) -> Result:
         helo = self.helo_name or socket.gethostname()
-        with trio.move_on_after(timeout):
-            try:
+        try:
+            with step(timeout):
                 stream = await open_tcp(target)
-                async with stream:
-                    buf = bytearray()
-                    if (code := await _reply(stream, buf)) != 220:
-                        return Result.failed(f"banner {code}")
+            async with stream:
+                buf = bytearray()
+                if (code := await _reply(stream, buf, timeout)) != 220:
+                    return Result.failed(f"banner {code}")
+                with step(timeout):
                     await stream.send_all(f"HELO {helo}\r\n".encode())
-                    if (code := await _reply(stream, buf)) != 250:
-                        return Result.failed(f"helo {code}")
+                if (code := await _reply(stream, buf, timeout)) != 250:
+                    return Result.failed(f"helo {code}")
+                with step(timeout):
                     await stream.send_all(b"QUIT\r\n")
-                    return Result.passed("helo 250")
-            except OSError as e:
-                return Result.failed(os_reason(e))
-            except trio.BrokenResourceError:
-                return Result.failed("connection reset")
-        return Result.failed("timeout")
+                return Result.passed("helo 250")
+        except StepTimeout as e:
+            return Result.failed(e.reason)
+        except OSError as e:
+            return Result.failed(os_reason(e))
+        except trio.BrokenResourceError:
+            return Result.failed("connection reset")

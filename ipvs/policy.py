@@ -31,6 +31,7 @@ from enum import Enum
 
 from pykeep.config.model import (
     IPAddress,
+    LbKind,
     RealServer,
     Script,
     VirtualServer,
@@ -84,10 +85,95 @@ def rs_key(vs: VirtualServer, rs: RealServer) -> str:
     """The key health transitions use for a real server: ``VS-key/addr:port``.
 
     The same server under two virtual servers is checked twice in keepalived,
-    so the key includes the virtual server.
+    so the key includes the virtual server.  Two real servers of one virtual
+    server that keepalived's port correction made equal (DR/TUN take the
+    service's port, a fwmark service's lose theirs: check_data.c
+    ``validate_check_config``, after its duplicate check) stay two servers
+    there, each with its own checkers and state; the second and later get
+    ``#2``, ``#3``… so that their health is not merged.
     """
     host = f"[{rs.address}]" if rs.address.version == 6 else str(rs.address)
-    return f"{vs.key}/{host}:{rs.port if rs.port is not None else 0}"
+    base = f"{vs.key}/{host}:{rs.port if rs.port is not None else 0}"
+    n = _layout(vs).occurrence.get(id(rs), 0)
+    return base if n == 0 else f"{base}#{n + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Per virtual server: which real servers share a key, or a kernel destination."""
+
+    occurrence: dict[int, int]  # id(rs) -> how many earlier servers have its address:port
+    shared: dict[int, tuple[RealServer, ...]]  # id(rs) -> every server on its destination
+
+
+_LAYOUTS: dict[int, tuple[VirtualServer, _Layout]] = {}
+_NO_LAYOUT = _Layout({}, {})
+
+
+def dest_ident(vs: VirtualServer, rs: RealServer) -> tuple[IPAddress, int | None]:
+    """The kernel destination ``rs`` becomes: NAT keeps its port, DR/TUN take the
+    service's (``ipvs_cmd`` sets the drule port from the service; None stands for
+    "the service's port" where a group or fwmark has no single one)."""
+    kind = rs.lb_kind if rs.lb_kind is not None else vs.lb_kind
+    if kind is LbKind.NAT or kind is LbKind.FNAT:
+        return rs.address, rs.port or 0
+    return rs.address, vs.port if vs.address is not None and vs.fwmark is None else None
+
+
+def _layout(vs: VirtualServer) -> _Layout:
+    """Cached per virtual server object: rs_key runs for every server at every event."""
+    hit = _LAYOUTS.get(id(vs))
+    if hit is not None and hit[0] is vs:
+        return hit[1]
+    seen: dict[tuple[object, int | None], int] = {}
+    occurrence: dict[int, int] = {}
+    dests: dict[tuple[IPAddress, int | None], list[RealServer]] = {}
+    for rs in vs.real_servers:
+        k = (rs.address, rs.port)
+        n = seen.get(k, 0)
+        seen[k] = n + 1
+        if n:
+            occurrence[id(rs)] = n
+        dests.setdefault(dest_ident(vs, rs), []).append(rs)
+    shared = {id(r): tuple(rs) for rs in dests.values() if len(rs) > 1 for r in rs}
+    layout = _Layout(occurrence, shared) if occurrence or shared else _NO_LAYOUT
+    if len(_LAYOUTS) > 4096:  # configurations come and go with reloads
+        _LAYOUTS.clear()
+    _LAYOUTS[id(vs)] = (vs, layout)
+    return layout
+
+
+def shared_dests(vs: VirtualServer) -> list[tuple[RealServer, ...]]:
+    """Groups of real servers of ``vs`` that one kernel destination holds."""
+    groups = {id(g[0]): g for g in _layout(vs).shared.values()}
+    return list(groups.values())
+
+
+def shared_group(vs: VirtualServer, rs: RealServer) -> tuple[RealServer, ...] | None:
+    return _layout(vs).shared.get(id(rs))
+
+
+def shared_after(
+    value: int | None, alive_change: bool | None, weight: int, inhibits: bool
+) -> int | None:
+    """A shared destination's weight (None: absent) after one server's command.
+
+    keepalived sends each server's command on its own (ipwrapper.c
+    ``perform_svr_state``, ``update_svr_wgt``) and ``ipvs_talk`` ignores the
+    EEXIST of an add and the ENOENT of a delete (ipvswrapper.c), so the last
+    command that the kernel accepted wins:
+
+    - the server comes up: ADD_DEST, a no-op if the destination exists, unless
+      the server inhibits (already ``set``): then EDIT_DEST to its weight;
+    - it goes down: DEL_DEST removes the destination whoever added it, or
+      EDIT_DEST to weight 0 when it inhibits;
+    - ``alive_change`` None: its weight changed while up: EDIT_DEST.
+    """
+    if alive_change is None:
+        return weight
+    if alive_change:
+        return weight if inhibits or value is None else value
+    return 0 if inhibits else None
 
 
 def real_weight(weight: int) -> int:
@@ -128,6 +214,11 @@ def live_weight(vs: VirtualServer, health: Mapping[str, RsHealth]) -> int:
         if h.alive:
             total += real_weight(effective_weight(rs, h))
     return total
+
+
+def rs_health(vs: VirtualServer, rs: RealServer, health: Mapping[str, RsHealth]) -> RsHealth:
+    """A real server's health as the pool sees it (initial, or what its checkers said)."""
+    return _health_of(vs, rs, health)
 
 
 def _health_of(vs: VirtualServer, rs: RealServer, health: Mapping[str, RsHealth]) -> RsHealth:
@@ -321,6 +412,10 @@ __all__ = [
     "misc_dynamic_health",
     "next_quorum",
     "real_weight",
+    "rs_health",
     "rs_key",
+    "shared_after",
+    "shared_dests",
+    "shared_group",
     "stop_scripts",
 ]

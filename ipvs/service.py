@@ -23,6 +23,7 @@ trio task that feeds it from a channel of transitions.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -30,11 +31,34 @@ from typing import Protocol
 import structlog
 import trio
 
-from pykeep.config.model import Config, IPAddress, LvsSyncDaemon, Script, VirtualServer
+from pykeep.config.model import (
+    Config,
+    IPAddress,
+    LvsSyncDaemon,
+    RealServer,
+    Script,
+    VirtualServer,
+)
 
 from .desired import DesiredError, desired_table, service_keys, vs_entries
 from .diff import Op, diff
-from .policy import PoolDecision, RsHealth, checkers_active, decide, rs_key, stop_scripts
+from .policy import (
+    Member,
+    PoolDecision,
+    RsHealth,
+    checkers_active,
+    decide,
+    dest_ident,
+    inhibit,
+    initial_health,
+    real_weight,
+    rs_health,
+    rs_key,
+    shared_after,
+    shared_dests,
+    shared_group,
+    stop_scripts,
+)
 from .table import ServiceKey, Table, copy_table
 
 log = structlog.get_logger("ipvs")
@@ -64,6 +88,10 @@ class Reconciler:
     owned: set[ServiceKey] = field(default_factory=set)
     log: list[Op] = field(default_factory=list)
     sync_master: bool | None = None  # the sync daemon we run: master, backup, none
+    #: Destinations that several real servers of one virtual server map onto
+    #: (see ``policy.shared_after``): (vs key, destination) -> (weight, the
+    #: server whose command set it), or None while the destination is absent.
+    shared: dict[tuple[str, str], tuple[int, RealServer] | None] = field(default_factory=dict)
     _indexed: tuple[Config, dict[str, tuple[VirtualServer, frozenset[ServiceKey]]]] | None = field(
         default=None, repr=False
     )
@@ -73,11 +101,91 @@ class Reconciler:
         out: dict[str, PoolDecision] = {}
         for vs in self.config.virtual_servers if only is None else only:
             d = decide(vs, self.health, self.quorum.get(vs.key))
+            groups = shared_dests(vs)
+            if groups:
+                d = self._arbitrate(vs, d, groups)
             out[vs.key] = d
             self.quorum[vs.key] = d.quorum_up
             for s in d.scripts:
                 self.pending_scripts.append(s)
         return out
+
+    def _arbitrate(
+        self, vs: VirtualServer, d: PoolDecision, groups: list[tuple[RealServer, ...]]
+    ) -> PoolDecision:
+        """One member per shared destination, as keepalived's commands left it.
+
+        At start the first server the pool holds adds the destination and the
+        others' adds fail with EEXIST (ipwrapper.c ``init_service_rs``); after
+        that each server's own command changes it (:meth:`_shared_event`).
+        When quorum is lost to the sorry server, each live server's delete
+        goes out in turn, and when it returns each live server's add
+        (``perform_quorum_state``); in between nothing is sent.
+        """
+        members = list(d.members)
+        sorry = vs.sorry_server is not None
+        was_sorry = sorry and self.quorum.get(vs.key) is False
+        now_sorry = sorry and not d.quorum_up
+        for group in groups:
+            key = (vs.key, str(dest_ident(vs, group[0])))
+            live: list[tuple[RealServer, int]] = []
+            for rs in group:
+                h = rs_health(vs, rs, self.health)
+                if h.alive:
+                    live.append((rs, real_weight(rs.weight if h.weight is None else h.weight)))
+            value: tuple[int, RealServer] | None
+            if key not in self.shared:
+                held = [r for r in group if inhibit(vs, r) or any(r is x for x, _ in live)]
+                first = held[0] if held else None
+                weight = next((w for x, w in live if x is first), 0)
+                value = None if first is None else (weight, first)
+                was_sorry_here = False  # init_service_rs runs before the quorum is judged
+            else:
+                value = self.shared[key]
+                was_sorry_here = was_sorry
+            if now_sorry != was_sorry_here:
+                for rs, w in live:
+                    inh = inhibit(vs, rs)
+                    if now_sorry or inh or value is None:
+                        old = None if value is None else value[0]
+                        after = shared_after(old, not now_sorry, w, inh)
+                        value = None if after is None else (after, rs)
+            self.shared[key] = value
+            members = [m for m in members if m.sorry or all(m.rs is not r for r in group)]
+            if value is not None:
+                members.append(Member(value[1], value[0]))
+        return dataclasses.replace(d, members=tuple(members))
+
+    def _shared_event(self, vs: VirtualServer, key: str, was: RsHealth | None) -> None:
+        """Apply one server's command to the destination it shares, if it shares one."""
+        if not shared_dests(vs):
+            return
+        rs = next((r for r in vs.real_servers if rs_key(vs, r) == key), None)
+        if rs is None or shared_group(vs, rs) is None:
+            return
+        dkey = (vs.key, str(dest_ident(vs, rs)))
+        if dkey not in self.shared:
+            return  # not decided yet (start, or the sorry server holds the pool)
+        if vs.sorry_server is not None and self.quorum.get(vs.key) is False:
+            return  # perform_svr_state sends nothing while the sorry server serves
+        now = self.health[key]
+        before = was if was is not None else initial_health(vs, rs)
+        if not rs.checkers:
+            return
+        change: bool | None
+        if before.alive != now.alive:
+            change = now.alive
+        elif now.alive and before.weight != now.weight:
+            change = None
+        else:
+            return
+        weight = real_weight(rs.weight if now.weight is None else now.weight)
+        cur = self.shared[dkey]
+        inhibits = inhibit(vs, rs)
+        if change is True and not inhibits and cur is not None:
+            return  # ADD_DEST on an existing destination: EEXIST, nothing changes
+        value = shared_after(None if cur is None else cur[0], change, weight, inhibits)
+        self.shared[dkey] = None if value is None else (value, rs)
 
     def _sync(self, current: Table, prune: Collection[ServiceKey] | None) -> list[Op]:
         want = desired_table(self.config, self._decisions())
@@ -113,10 +221,19 @@ class Reconciler:
             vs, self.local_addresses, self.config.vsg(vs.group) if vs.group else None
         ):
             return []
+        was = self.health.get(key)
         self.health[key] = RsHealth(up, weight)
+        owner = vs if vs is not None else self._owner(key)
+        if owner is not None:
+            self._shared_event(owner, key, was)
         if vs is None or not services:
             return self._sync(self.applied, set())
         return self._sync_one(vs, services)
+
+    def _owner(self, key: str) -> VirtualServer | None:
+        """The virtual server a health key belongs to (the full-sync path has no index)."""
+        vs_key = key.rsplit("/", 1)[0]
+        return next((v for v in self.config.virtual_servers if v.key == vs_key), None)
 
     def _index(self) -> dict[str, tuple[VirtualServer, frozenset[ServiceKey]]]:
         """Each virtual server by key, with its kernel services when no other shares them.
@@ -168,6 +285,7 @@ class Reconciler:
         self.health = {k: h for k, h in self.health.items() if k in keys}
         vs_keys = {v.key for v in config.virtual_servers}
         self.quorum = {k: q for k, q in self.quorum.items() if k in vs_keys}
+        self.shared = {k: v for k, v in self.shared.items() if k[0] in vs_keys}
         old_owned = set(self.owned)
         self.config = config
         return self._sync(self.applied, old_owned)

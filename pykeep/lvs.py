@@ -30,11 +30,12 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import math
 import queue
 import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import outcome
 import trio
@@ -48,7 +49,14 @@ from ipvs.diff import Op, OpKind
 from ipvs.fnat import Fnat
 from ipvs.fnat import how as fnat_how
 from ipvs.netlink import IpvsUnavailable, Kernel
-from ipvs.policy import PoolDecision, QuorumEvent, initial_health, rs_key
+from ipvs.policy import (
+    PoolDecision,
+    QuorumEvent,
+    effective_hysteresis,
+    effective_quorum,
+    initial_health,
+    rs_key,
+)
 from ipvs.service import KernelLike, Reconciler
 from ipvs.table import DestKey, Proto, ServiceKey, Table, dest_key
 from pykeep import log as pklog
@@ -69,6 +77,12 @@ if TYPE_CHECKING:  # pykeep.smtp is loaded when a real server's change is mailed
 
 #: How often the kernel's IPVS counters are re-read for status and metrics.
 STATS_INTERVAL = 5.0
+#: For how long after a status or metrics read the counters are kept fresh.
+#: keepalived reads them only when asked (ipvswrapper.c ``ipvs_update_stats``,
+#: from SNMP and the dumps); a dump of the whole table every few seconds
+#: through netlink, parsed in Python, was most of the checker side's CPU on a
+#: large table and held back check results queued behind it.
+STATS_INTEREST = 120.0
 #: How long shutdown waits for ``omega`` scripts before killing them.
 STOP_SCRIPTS_GRACE = 5.0
 
@@ -161,6 +175,10 @@ class RecordedChecker:
 
     def __init__(self, inner: Checker, keyword: str, target: Target) -> None:
         self.inner = inner
+        # Decided once: isinstance against a runtime-checkable Protocol walks its
+        # members, and was a visible share of every check's CPU.
+        self._steps = inner.steps if isinstance(inner, MultiStepChecker) else 1
+        self.bounds_itself: bool = getattr(inner, "bounds_itself", False)
         self.keyword = keyword
         self.target = target
         self.successes = 0
@@ -173,7 +191,7 @@ class RecordedChecker:
 
     @property
     def steps(self) -> int:
-        return self.inner.steps if isinstance(self.inner, MultiStepChecker) else 1
+        return self._steps
 
     def _note(self, result: Result, started: float) -> Result:
         self.latency.observe(max(0.0, trio.current_time() - started))
@@ -199,8 +217,7 @@ class RecordedChecker:
     async def check_step(self, target: Target, timeout: float, step: int) -> Result:
         started = trio.current_time()
         try:
-            assert isinstance(self.inner, MultiStepChecker)
-            result = await self.inner.check_step(target, timeout, step)
+            result = await cast(MultiStepChecker, self.inner).check_step(target, timeout, step)
         except Exception as e:
             result = Result.failed(f"crash: {type(e).__name__}: {e}"[:200])
         return self._note(result, started)
@@ -409,6 +426,7 @@ class LvsService:
         self._lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
         self._stats: StatsMap = {}
+        self._stats_wanted = -math.inf  # trio time of the last status read
         self._stopped = False
         self.started = False
         # pykeep's cluster mode: FULLNAT's nftables table, announce_on_lo's addresses.
@@ -687,16 +705,18 @@ class LvsService:
             if d.event in (QuorumEvent.UP, QuorumEvent.DOWN):
                 self._fifo(f"VS {vs.key} {'UP' if d.event is QuorumEvent.UP else 'DOWN'}\n")
                 self._email_vs(vs, d.event is QuorumEvent.UP, d.live_weight, init)
+            # ipwrapper.c update_quorum_state prints the quorum and hysteresis that
+            # validate_check_config left (quorum lowered to the total weight), and
+            # their unsigned sum or difference.
+            q, h = effective_quorum(vs), effective_hysteresis(vs)
             if d.event is QuorumEvent.UP:
                 self.log.info(
-                    f"Gained quorum {vs.quorum}+{vs.hysteresis}={vs.quorum + vs.hysteresis}"
-                    f" <= {d.live_weight} for VS {vs.key}",
+                    f"Gained quorum {q}+{h}={(q + h) % 2**32} <= {d.live_weight} for VS {vs.key}",
                     vs=vs.key,
                 )
             elif d.event is QuorumEvent.DOWN:
                 self.log.info(
-                    f"Lost quorum {vs.quorum}-{vs.hysteresis}={vs.quorum - vs.hysteresis}"
-                    f" > {d.live_weight} for VS {vs.key}",
+                    f"Lost quorum {q}-{h}={(q - h) % 2**32} > {d.live_weight} for VS {vs.key}",
                     vs=vs.key,
                 )
         self.reconciler.quorum_events.clear()
@@ -721,7 +741,9 @@ class LvsService:
         if read is None:
             return
         while True:
-            async with self._lock:
+            if trio.current_time() - self._stats_wanted < STATS_INTEREST:
+                # A read only: the kernel thread serialises it with the changes,
+                # so transitions do not wait for it behind the lock.
                 try:
                     _, self._stats = await self._worker.call(read)
                 except (RuntimeError, OSError) as e:
@@ -853,7 +875,13 @@ class LvsService:
     # ------------------------------------------------------------ status
 
     def virtual_servers(self) -> list[status.VirtualServerStatus]:
-        """Cached health, weights, checker results and the last IPVS stats; no netlink."""
+        """Cached health, weights, checker results and the last IPVS stats; no netlink.
+
+        Reading status keeps the IPVS counters fresh for :data:`STATS_INTEREST`
+        seconds; the first read after a quiet spell has the last ones read.
+        """
+        with contextlib.suppress(RuntimeError):  # outside trio: no clock, nothing to wake
+            self._stats_wanted = trio.current_time()
         out: list[status.VirtualServerStatus] = []
         cfg = self.config
         applied = self.reconciler.applied
