@@ -349,6 +349,9 @@ def control_plane_starved(cr: ChaosRig, d: Durations) -> Plan:
     return plan
 
 
+VM_SCENARIOS = ("rs_chaos", "scale")
+"""The rows that need IPVS: run in one VM boot by :mod:`sim.chaos_vm`, not on a netns rig."""
+
 Scenario = Callable[[ChaosRig, Durations], Plan]
 SCENARIOS: dict[str, Scenario] = {
     f.__name__: f
@@ -445,7 +448,7 @@ def _cell(row: Row, key: str) -> str:
         return f"{row.lost}/{row.probes}"
     if key == "notes":
         extra = [f"{row.prio0_adverts} priority-0 adverts"] if row.prio0_adverts else []
-        return "; ".join([*v, *extra])
+        return "; ".join([*v, *extra, *(f"FAIL: {f}" for f in row.failures)])
     if isinstance(v, list):
         return str(len(v))
     if v is None:
@@ -467,7 +470,9 @@ def markdown(rows: Sequence[Row]) -> str:
 
 def add_arguments(p: Any) -> None:
     """The ``chaos`` subcommand's options (shared with ``python -m sim``)."""
-    p.add_argument("scenarios", nargs="*", help=f"default: all ({', '.join(SCENARIOS)})")
+    p.add_argument(
+        "scenarios", nargs="*", help=f"default: all ({', '.join([*SCENARIOS, *VM_SCENARIOS])})"
+    )
     p.add_argument(
         "--peer", choices=("keepalived",), help="also run keepalived 2.2.7, side by side"
     )
@@ -482,12 +487,13 @@ def add_arguments(p: Any) -> None:
 
 def main_args(a: Any) -> int:
     """Run what the parsed ``chaos`` options ask for; exit 1 when a row is not ok."""
-    unknown = [s for s in a.scenarios if s not in SCENARIOS]
+    known = [*SCENARIOS, *VM_SCENARIOS]
+    unknown = [s for s in a.scenarios if s not in known]
     if unknown:
         raise SystemExit(
-            f"pykeep-sim chaos: unknown scenario {unknown[0]!r}; one of {', '.join(SCENARIOS)}"
+            f"pykeep-sim chaos: unknown scenario {unknown[0]!r}; one of {', '.join(known)}"
         )
-    names = list(a.scenarios) or list(SCENARIOS)
+    names = list(a.scenarios) or known
     kinds = ["pykeep"] + ([a.peer] if a.peer else [])
     return execute(names, kinds, SHORT if a.short else FULL, a.report, a.keep)
 
@@ -502,8 +508,20 @@ def execute(
     rows: list[Row] = []
     print(markdown([]), end="", flush=True)
     for name in names:
+        if name in VM_SCENARIOS:
+            continue
         for kind in kinds:
             row = run(name, kind, durations, keep)
+            rows.append(row)
+            print(markdown([row]).splitlines()[-1], flush=True)
+    vm_names = [n for n in names if n in VM_SCENARIOS]
+    if vm_names:
+        # One boot for every VM row: a boot is minutes of emulated CPU.
+        from sim import chaos_vm
+
+        size = chaos_vm.SMALL if durations == SHORT else chaos_vm.FULL
+        for r in chaos_vm.run_in_vm(vm_names, kinds, size, keep):
+            row = chaos_vm.to_row(r)
             rows.append(row)
             print(markdown([row]).splitlines()[-1], flush=True)
     if report is not None:

@@ -77,10 +77,19 @@ class Row:
     crashes: list[str]
     left_behind: list[str]
     notes: list[str]
+    failures: list[str] = field(default_factory=list)
+    """What the scenario's own checks found wrong (the VM rows: table against health)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """A scenario's own measurements, for the JSON report."""
 
     def ok(self) -> bool:
-        """No dual-master beyond the bound (bar a partition), no crash, nothing left."""
-        return not self.crashes and not self.left_behind and self.dual_beyond_s == 0.0
+        """No dual-master beyond the bound (bar a partition), no crash, nothing left, no failure."""
+        return (
+            not self.crashes
+            and not self.left_behind
+            and not self.failures
+            and self.dual_beyond_s == 0.0
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
