@@ -137,10 +137,20 @@ def _layout(vs: VirtualServer) -> _Layout:
         dests.setdefault(dest_ident(vs, rs), []).append(rs)
     shared = {id(r): tuple(rs) for rs in dests.values() if len(rs) > 1 for r in rs}
     layout = _Layout(occurrence, shared) if occurrence or shared else _NO_LAYOUT
-    if len(_LAYOUTS) > 4096:  # configurations come and go with reloads
+    if len(_LAYOUTS) > 4096:  # a bound, whatever the callers do
         _LAYOUTS.clear()
     _LAYOUTS[id(vs)] = (vs, layout)
     return layout
+
+
+def forget_layouts() -> None:
+    """Drop every cached layout: a reload replaced the virtual servers they describe.
+
+    The cache holds its virtual servers (an id is only safe while its object
+    lives), so without this each reload would keep the previous configuration's
+    virtual servers and real servers alive.
+    """
+    _LAYOUTS.clear()
 
 
 def shared_dests(vs: VirtualServer) -> list[tuple[RealServer, ...]]:

@@ -49,6 +49,7 @@ from .policy import (
     checkers_active,
     decide,
     dest_ident,
+    forget_layouts,
     inhibit,
     initial_health,
     real_weight,
@@ -95,6 +96,10 @@ class Reconciler:
     _indexed: tuple[Config, dict[str, tuple[VirtualServer, frozenset[ServiceKey]]]] | None = field(
         default=None, repr=False
     )
+    _servers: tuple[Config, dict[str, RealServer]] | None = field(default=None, repr=False)
+    #: A refused batch left ``applied`` as read back from the kernel: the next
+    #: event re-syncs everything, whatever it says.
+    _resync: bool = field(default=False, repr=False)
 
     def _decisions(self, only: Collection[VirtualServer] | None = None) -> dict[str, PoolDecision]:
         """Each virtual server's pool (``only`` these, when given); quorum and scripts noted."""
@@ -202,6 +207,7 @@ class Reconciler:
                 # Some operations failed: trust the kernel from now on, so the
                 # next event diffs against what it really holds.
                 self.applied = self.kernel.read()
+                self._resync = True
                 raise
             self.log.extend(ops)
         return ops
@@ -222,13 +228,36 @@ class Reconciler:
         ):
             return []
         was = self.health.get(key)
-        self.health[key] = RsHealth(up, weight)
+        now = RsHealth(up, weight)
+        if (
+            not self._resync
+            and vs is not None
+            and now == (was if was is not None else self._assumed(vs, key))
+        ):
+            # A result that changes nothing (a first check confirming the
+            # start-up assumption, or a repeat) sends nothing, as keepalived's
+            # update_svr_checker_state only acts on a change; it must cost
+            # nothing either: thousands arrive at start-up, and a re-decided
+            # pool per result made start-up and reloads quadratic.
+            self.health[key] = now
+            return []
+        self.health[key] = now
         owner = vs if vs is not None else self._owner(key)
         if owner is not None:
             self._shared_event(owner, key, was)
-        if vs is None or not services:
-            return self._sync(self.applied, set())
+        if vs is None or not services or self._resync:
+            ops = self._sync(self.applied, set())
+            self._resync = False
+            return ops
         return self._sync_one(vs, services)
+
+    def _assumed(self, vs: VirtualServer, key: str) -> RsHealth | None:
+        """The health the last sync assumed for a server no checker has spoken for."""
+        if self._servers is None or self._servers[0] is not self.config:
+            table = {rs_key(v, r): r for v in self.config.virtual_servers for r in v.real_servers}
+            self._servers = (self.config, table)
+        rs = self._servers[1].get(key)
+        return None if rs is None else initial_health(vs, rs)
 
     def _owner(self, key: str) -> VirtualServer | None:
         """The virtual server a health key belongs to (the full-sync path has no index)."""
@@ -281,6 +310,7 @@ class Reconciler:
 
     def reload(self, config: Config) -> list[Op]:
         """Switch to ``config``; health of servers that remain is kept."""
+        forget_layouts()
         keys = {rs_key(v, r) for v in config.virtual_servers for r in v.real_servers}
         self.health = {k: h for k, h in self.health.items() if k in keys}
         vs_keys = {v.key for v in config.virtual_servers}

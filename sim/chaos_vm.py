@@ -319,8 +319,10 @@ while True:
     t = time.time()
     ok = ""
     try:
-        s = socket.create_connection((vip, port), timeout=1.0)
-        s.settimeout(1.0)
+        # A crashed server answers RST at once; the timeout only has to outlast
+        # a starved guest, or a slow answer would count as a lost request.
+        s = socket.create_connection((vip, port), timeout=5.0)
+        s.settimeout(5.0)
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         data = b""
         while True:

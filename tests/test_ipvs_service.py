@@ -108,6 +108,44 @@ def test_transitions_and_reload_keep_health() -> None:
     assert kinds(r.transition(down, True, 9)) == ["add-dest"]  # misc_dynamic weight
 
 
+def test_reload_lets_the_previous_virtual_servers_go() -> None:
+    """rs_key's layout cache must not keep a replaced configuration alive: with
+    10,000 real servers every reload would otherwise hold another copy."""
+    from ipvs import policy
+
+    old = config(1, 2, 3)
+    r = Reconciler(old, FakeKernel())
+    r.start()
+    assert any(vs is old.virtual_servers[0] for vs, _ in policy._LAYOUTS.values())
+    new = config(1, 2, 3)
+    assert r.reload(new) == []
+    assert not any(vs is old.virtual_servers[0] for vs, _ in policy._LAYOUTS.values())
+
+
+def test_a_result_that_changes_nothing_syncs_nothing() -> None:
+    """A first check confirming the start-up assumption, or a repeated result,
+    neither sends anything nor re-decides the pool: at start every server
+    reports once, and a re-decided pool per result made start-up quadratic."""
+    cfg = config(1, 2, 3)
+    r = Reconciler(cfg, FakeKernel())
+    r.start()
+    synced: list[str] = []
+    sync_one = r._sync_one
+
+    def counting(vs: VirtualServer, services: frozenset[ServiceKey]) -> list[Op]:
+        synced.append(vs.key)
+        return sync_one(vs, services)
+
+    r._sync_one = counting  # type: ignore[method-assign]
+    v = cfg.virtual_servers[0]
+    keys = [rs_key(v, rs) for rs in v.real_servers]
+    assert all(r.transition(k, True) == [] for k in keys)  # alive, as assumed
+    assert synced == []
+    assert kinds(r.transition(keys[1], False)) == ["del-dest"]
+    assert r.transition(keys[1], False) == []  # the same again
+    assert synced == [v.key]
+
+
 def test_reload_removes_dropped_virtual_server() -> None:
     k = FakeKernel()
     r = Reconciler(config(1), k)
