@@ -30,7 +30,7 @@ import h11
 import trio
 
 from healthcheck.api import Result, Target
-from healthcheck.tcp import StepTimeout, open_tcp, os_reason, step
+from healthcheck.tcp import StepTimeout, already_received, open_tcp, os_reason, step
 from pykeep.config.model import HttpCheck, HttpUrl, StatusRange
 
 #: keepalived check_http.h MAX_BUFFER_LENGTH: reads are at most this minus one.
@@ -340,8 +340,14 @@ class HttpChecker:
             while True:
                 if reader.read_size() <= 0:
                     return Result.failed("header too large")
-                with step(timeout, "timeout"):
-                    data = bytes(await stream.receive_some(reader.read_size()))
+                try:
+                    with step(timeout, "timeout"):
+                        data = bytes(await stream.receive_some(reader.read_size()))
+                except StepTimeout:
+                    late = already_received(stream, reader.read_size())
+                    if late is None:
+                        raise
+                    data = late
                 if not data:
                     break
                 reader.feed(data)

@@ -105,6 +105,25 @@ def step(timeout: float, reason: str = "timeout") -> Iterator[None]:
         raise StepTimeout(reason)
 
 
+def already_received(stream: trio.abc.Stream, max_bytes: int) -> bytes | None:
+    """What a plain socket holds now that its step's deadline expired; None if nothing.
+
+    keepalived's loop hands a thread whose socket is ready its I/O even when
+    its timer expired too (lib/scheduler.c ``thread_fetch_next_queue``).  trio
+    orders I/O before deadlines within one wake-up, yet a checker resumed
+    after a long SIGSTOP with its answer waiting was seen to get its deadline
+    first in about one run in five; one last non-blocking read settles it as
+    keepalived would.  A TLS stream is left alone: its bytes are not the
+    answer yet.
+    """
+    if not isinstance(stream, trio.SocketStream):
+        return None
+    try:
+        return os.read(stream.socket.fileno(), max_bytes)  # the socket is non-blocking
+    except OSError:  # BlockingIOError: nothing there; anything else: a failed step
+        return None
+
+
 def os_reason(e: OSError) -> str:
     """A stable reason name for a socket error ("connection refused", …)."""
     if e.errno:
