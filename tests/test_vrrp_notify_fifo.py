@@ -209,21 +209,29 @@ def _lines_on_reload(rig: Rig, wd: Path, kind: str) -> list[str]:
         reader.wait(5)
 
 
-@pytest.mark.netns
-def test_states_written_again_on_reload(rig: Make) -> None:
-    """vrrp_scheduler.c vrrp_init_state with fifo_write_vrrp_states_on_reload:
-    after SIGHUP each sync group's line, then each instance that is not a
-    master; no line for the masters, and none without the keyword."""
-    r = rig(hint="ivfr")
+def _each_beside_a_peer(
+    rig: Make, hint: str, lines: Callable[[Rig, Path, str], list[str]]
+) -> dict[str, list[str]]:
+    """keepalived, then pykeep, as router a of :func:`_reload_conf` beside a
+    keepalived master of VI_5's VRID on b: the FIFO lines ``lines`` collects."""
+    r = rig(hint=hint)
     with workdir() as wd:
         lan(r, {"a": "10.99.0.11/24", "b": "10.99.0.12/24"})
         os.mkfifo(wd / "fifo")
         peer = vrrp_conf(vrid=55, priority=200, state="MASTER", vips=("10.99.0.205/32",))
         b = router(r, "b", "keepalived", peer, wd).start()
         try:
-            seen = {kind: _lines_on_reload(r, wd, kind) for kind in ("keepalived", "pykeep")}
+            return {kind: lines(r, wd, kind) for kind in ("keepalived", "pykeep")}
         finally:
             b.stop()
+
+
+@pytest.mark.netns
+def test_states_written_again_on_reload(rig: Make) -> None:
+    """vrrp_scheduler.c vrrp_init_state with fifo_write_vrrp_states_on_reload:
+    after SIGHUP each sync group's line, then each instance that is not a
+    master; no line for the masters, and none without the keyword."""
+    seen = _each_beside_a_peer(rig, "ivfr", _lines_on_reload)
     assert seen["pykeep"] == seen["keepalived"], seen
     assert seen["pykeep"] == [
         'GROUP "G" MASTER 0',
@@ -266,16 +274,7 @@ def test_start_and_stop_lines_in_keepalived_order(rig: Make) -> None:
     the other instances' BACKUP in config order; at stop every instance's STOP
     in config order, then the group's.  The MASTER lines between depend on
     timers, so they are compared as a set."""
-    r = rig(hint="ivfo")
-    with workdir() as wd:
-        lan(r, {"a": "10.99.0.11/24", "b": "10.99.0.12/24"})
-        os.mkfifo(wd / "fifo")
-        peer = vrrp_conf(vrid=55, priority=200, state="MASTER", vips=("10.99.0.205/32",))
-        b = router(r, "b", "keepalived", peer, wd).start()
-        try:
-            seen = {kind: _lifetime_lines(r, wd, kind) for kind in ("keepalived", "pykeep")}
-        finally:
-            b.stop()
+    seen = _each_beside_a_peer(rig, "ivfo", _lifetime_lines)
     start = [
         'INSTANCE "VI_2" FAULT 100',
         'GROUP "G" BACKUP 0',
