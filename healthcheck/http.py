@@ -30,7 +30,7 @@ import h11
 import trio
 
 from healthcheck.api import Result, Target
-from healthcheck.tcp import StepTimeout, already_received, open_tcp, os_reason, step
+from healthcheck.tcp import StepTimeout, open_tcp, os_reason, receive_step, step
 from pykeep.config.model import HttpCheck, HttpUrl, StatusRange
 
 #: keepalived check_http.h MAX_BUFFER_LENGTH: reads are at most this minus one.
@@ -325,29 +325,22 @@ class HttpChecker:
         # Each I/O step has its own connect_timeout, as keepalived registers each
         # one with it (check_http.c http_connect_thread, http_request_thread,
         # http_read_thread): a slow but progressing server passes.
-        with step(timeout, "timeout"):
+        with step(timeout):
             stream: trio.abc.Stream = await open_tcp(target)
         if self.ssl:
             try:
-                with step(timeout, "timeout"):
+                with step(timeout):
                     stream = await self.secure(stream, vhost)
             except BaseException:
                 await trio.aclose_forcefully(stream)
                 raise
         async with stream:
-            with step(timeout, "timeout"):
+            with step(timeout):
                 await stream.send_all(request)
             while True:
                 if reader.read_size() <= 0:
                     return Result.failed("header too large")
-                try:
-                    with step(timeout, "timeout"):
-                        data = bytes(await stream.receive_some(reader.read_size()))
-                except StepTimeout:
-                    late = already_received(stream, reader.read_size())
-                    if late is None:
-                        raise
-                    data = late
+                data = await receive_step(stream, reader.read_size(), timeout)
                 if not data:
                     break
                 reader.feed(data)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import trio
 
 from healthcheck.api import Result, Target
-from healthcheck.tcp import StepTimeout, open_tcp, os_reason, step
+from healthcheck.tcp import StepTimeout, open_tcp, os_reason, receive_step, step
 
 _MAX_LINE = 4096
 
@@ -24,8 +24,7 @@ async def _reply(stream: trio.SocketStream, buf: bytearray, timeout: float) -> i
         while b"\n" not in buf:
             if len(buf) > _MAX_LINE:
                 return 0
-            with step(timeout):
-                data = await stream.receive_some(_MAX_LINE)
+            data = await receive_step(stream, _MAX_LINE, timeout)
             if not data:
                 return 0
             buf += data

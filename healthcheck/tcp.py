@@ -84,13 +84,11 @@ async def open_tcp(target: Target) -> trio.SocketStream:
 class StepTimeout(Exception):
     """One I/O step of a check outlived its connect_timeout."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    reason = "timeout"
 
 
 @contextlib.contextmanager
-def step(timeout: float, reason: str = "timeout") -> Iterator[None]:
+def step(timeout: float) -> Iterator[None]:
     """Bound one I/O step of a check by ``timeout``; raise :class:`StepTimeout` when it expires.
 
     keepalived registers each step of a multi-step check (HTTP, SSL, SMTP)
@@ -102,26 +100,31 @@ def step(timeout: float, reason: str = "timeout") -> Iterator[None]:
     with trio.move_on_after(timeout) as scope:
         yield
     if scope.cancelled_caught:
-        raise StepTimeout(reason)
+        raise StepTimeout
 
 
-def already_received(stream: trio.abc.Stream, max_bytes: int) -> bytes | None:
-    """What a plain socket holds now that its step's deadline expired; None if nothing.
+async def receive_step(stream: trio.abc.Stream, max_bytes: int, timeout: float) -> bytes:
+    """One read of a check, bounded by ``timeout`` (:func:`step`); b"" at EOF.
 
     keepalived's loop hands a thread whose socket is ready its I/O even when
     its timer expired too (lib/scheduler.c ``thread_fetch_next_queue``).  trio
     orders I/O before deadlines within one wake-up, yet a checker resumed
     after a long SIGSTOP with its answer waiting was seen to get its deadline
-    first in about one run in five; one last non-blocking read settles it as
-    keepalived would.  A TLS stream is left alone: its bytes are not the
-    answer yet.
+    first in about one run in five.  So a read whose deadline expired takes
+    what a plain socket already holds, with one last non-blocking read,
+    before it counts as a timeout.  A TLS stream has no such read: its bytes
+    are not the answer yet.
     """
-    if not isinstance(stream, trio.SocketStream):
-        return None
     try:
-        return os.read(stream.socket.fileno(), max_bytes)  # the socket is non-blocking
-    except OSError:  # BlockingIOError: nothing there; anything else: a failed step
-        return None
+        with step(timeout):
+            return bytes(await stream.receive_some(max_bytes))
+    except StepTimeout:
+        if not isinstance(stream, trio.SocketStream):
+            raise
+        try:
+            return os.read(stream.socket.fileno(), max_bytes)  # the socket is non-blocking
+        except OSError:  # BlockingIOError: nothing there; anything else: a failed step
+            raise StepTimeout from None
 
 
 def os_reason(e: OSError) -> str:

@@ -220,7 +220,7 @@ def live_weight(vs: VirtualServer, health: Mapping[str, RsHealth]) -> int:
     """Sum of the weights of alive servers (ipwrapper.c ``weigh_live_realservers``)."""
     total = 0
     for rs in vs.real_servers:
-        h = _health_of(vs, rs, health)
+        h = rs_health(vs, rs, health)
         if h.alive:
             total += real_weight(effective_weight(rs, h))
     return total
@@ -228,10 +228,6 @@ def live_weight(vs: VirtualServer, health: Mapping[str, RsHealth]) -> int:
 
 def rs_health(vs: VirtualServer, rs: RealServer, health: Mapping[str, RsHealth]) -> RsHealth:
     """A real server's health as the pool sees it (initial, or what its checkers said)."""
-    return _health_of(vs, rs, health)
-
-
-def _health_of(vs: VirtualServer, rs: RealServer, health: Mapping[str, RsHealth]) -> RsHealth:
     h = health.get(rs_key(vs, rs))
     if h is None:
         return initial_health(vs, rs)
@@ -328,7 +324,7 @@ def decide(
     sorry_active = vs.sorry_server is not None and not up
     members: list[Member] = []
     for rs in vs.real_servers:
-        h = _health_of(vs, rs, health)
+        h = rs_health(vs, rs, health)
         if h.alive and not sorry_active:
             members.append(Member(rs, real_weight(effective_weight(rs, h))))
         elif inhibit(vs, rs):
@@ -362,7 +358,7 @@ def stop_scripts(
         return ()
     out: list[Script] = []
     for rs in vs.real_servers:
-        if _health_of(vs, rs, health).alive and rs.notify_down is not None:
+        if rs_health(vs, rs, health).alive and rs.notify_down is not None:
             out.append(rs.notify_down)
     if quorum_up and vs.quorum_down is not None:
         out.append(vs.quorum_down)

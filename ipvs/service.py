@@ -96,7 +96,9 @@ class Reconciler:
     _indexed: tuple[Config, dict[str, tuple[VirtualServer, frozenset[ServiceKey]]]] | None = field(
         default=None, repr=False
     )
-    _servers: tuple[Config, dict[str, RealServer]] | None = field(default=None, repr=False)
+    _servers: tuple[Config, dict[tuple[int, str], RealServer]] | None = field(
+        default=None, repr=False
+    )
     #: A refused batch left ``applied`` as read back from the kernel: the next
     #: event re-syncs everything, whatever it says.
     _resync: bool = field(default=False, repr=False)
@@ -165,7 +167,7 @@ class Reconciler:
         """Apply one server's command to the destination it shares, if it shares one."""
         if not shared_dests(vs):
             return
-        rs = next((r for r in vs.real_servers if rs_key(vs, r) == key), None)
+        rs = self._server(vs, key)
         if rs is None or shared_group(vs, rs) is None:
             return
         dkey = (vs.key, str(dest_ident(vs, rs)))
@@ -253,16 +255,21 @@ class Reconciler:
 
     def _assumed(self, vs: VirtualServer, key: str) -> RsHealth | None:
         """The health the last sync assumed for a server no checker has spoken for."""
-        if self._servers is None or self._servers[0] is not self.config:
-            table = {rs_key(v, r): r for v in self.config.virtual_servers for r in v.real_servers}
-            self._servers = (self.config, table)
-        rs = self._servers[1].get(key)
+        rs = self._server(vs, key)
         return None if rs is None else initial_health(vs, rs)
 
     def _owner(self, key: str) -> VirtualServer | None:
-        """The virtual server a health key belongs to (the full-sync path has no index)."""
+        """The virtual server a health key belongs to, without the index."""
         vs_key = key.rsplit("/", 1)[0]
         return next((v for v in self.config.virtual_servers if v.key == vs_key), None)
+
+    def _server(self, vs: VirtualServer, key: str) -> RealServer | None:
+        """The real server of ``vs`` a health key names (a table built once per configuration)."""
+        if self._servers is None or self._servers[0] is not self.config:
+            servers = ((v, r) for v in self.config.virtual_servers for r in v.real_servers)
+            table = {(id(v), rs_key(v, r)): r for v, r in servers}
+            self._servers = (self.config, table)
+        return self._servers[1].get((id(vs), key))
 
     def _index(self) -> dict[str, tuple[VirtualServer, frozenset[ServiceKey]]]:
         """Each virtual server by key, with its kernel services when no other shares them.

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.chaos_measure import Row
+from sim.proc_ipvs import proc_entries
 
 PROJECT = Path(__file__).resolve().parent.parent
 NS_C, NS_R = "pk-cv-c", "pk-cv-r"
@@ -221,22 +222,14 @@ Entry = tuple[str, str, int]
 """(service "ADDR:PORT", real server "ADDR:PORT" or "" for the service line, weight)."""
 
 
-def _hexaddr(text: str) -> str:
-    ip, port = text.split(":")
-    return f"{ipaddress.ip_address(int(ip, 16))}:{int(port, 16)}"
-
-
 def parse_ip_vs(text: str) -> list[Entry]:
-    """``/proc/net/ip_vs`` as sorted entries (TCP services only, as the rows configure)."""
+    """``/proc/net/ip_vs`` as sorted entries (a service's line has no server, weight 0)."""
     out: list[Entry] = []
-    svc = ""
-    for line in text.splitlines():
-        f = line.split()
-        if len(f) >= 2 and f[0] in ("TCP", "UDP", "FWM"):
-            svc = _hexaddr(f[1]) if f[0] != "FWM" else f"fwm{int(f[1], 16)}"
-            out.append((svc, "", 0))
-        elif len(f) >= 4 and f[0] == "->" and svc and ":" in f[1]:
-            out.append((svc, _hexaddr(f[1]), int(f[3])))
+    for key, value in proc_entries(text).items():
+        service, _, server = key.partition(" -> ")
+        proto, spec = service.split(" ", 1)
+        name = f"fwm{spec}" if proto == "FWM" else spec
+        out.append((name, server, int(value) if server else 0))
     return sorted(out)
 
 

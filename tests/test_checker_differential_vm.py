@@ -19,6 +19,7 @@ from ipvs.service import Reconciler
 from ipvs.table import ServiceKey, Table, copy_table
 from pykeep.config import load_text
 from pykeep.config.model import Config, VirtualServer
+from sim.proc_ipvs import proc_entries
 from tests.differential_vm import compare, generator
 
 PROC = """IP Virtual Server version 1.2.1 (size=4096)
@@ -94,7 +95,7 @@ def test_targets_flap_and_end_in_their_final_state() -> None:
 
 
 def test_proc_table_and_ipvsadm_lines_split_by_case() -> None:
-    entries = compare.proc_entries(PROC)
+    entries = proc_entries(PROC)
     assert entries == {
         "TCP 10.200.0.1:80": "+",
         "TCP 10.200.0.1:80 -> 10.99.0.10:8001": "3",

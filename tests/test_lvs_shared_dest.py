@@ -13,31 +13,11 @@ nothing.  These tests drive the reconciler through that, on the parsed file.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
-from ipvs.diff import Op, apply_ops
 from ipvs.policy import rs_key, shared_after
 from ipvs.service import Reconciler
-from ipvs.table import Table, copy_table
 from pykeep.config import load_text
-from pykeep.config.model import Config, LvsSyncDaemon
-
-
-class Kernel:
-    def __init__(self) -> None:
-        self.table: Table = {}
-
-    def read(self, with_stats: bool = False) -> Table:
-        return copy_table(self.table)
-
-    def apply(self, ops: Collection[Op]) -> None:
-        apply_ops(self.table, list(ops))
-
-    def flush(self) -> None:
-        self.table.clear()
-
-    def start_sync_daemon(self, d: LvsSyncDaemon, master: bool) -> None: ...
-    def stop_sync_daemon(self, master: bool) -> None: ...
+from pykeep.config.model import Config
+from tests.test_ipvs_service import FakeKernel
 
 
 def parsed(head: str, kind: str, extra: str = "") -> Config:
@@ -65,7 +45,7 @@ virtual_server {head} {{
     return result.config
 
 
-def weights(k: Kernel) -> list[int | None]:
+def weights(k: FakeKernel) -> list[int | None]:
     """The weight of the one destination of the one service, None when absent."""
     (entry,) = k.table.values()
     assert len(entry.dests) <= 1
@@ -87,7 +67,7 @@ def test_last_command_wins_on_a_shared_destination() -> None:
         cfg = parsed(head, kind)
         vs = cfg.virtual_servers[0]
         a, b = (rs_key(vs, r) for r in vs.real_servers)
-        k = Kernel()
+        k = FakeKernel()
         r = Reconciler(cfg, k)
         r.start()
         assert weights(k) == [3]  # the first server adds it; the second's add: EEXIST
@@ -115,7 +95,7 @@ def test_inhibiting_server_edits_instead_of_adding() -> None:
     cfg = parsed("10.0.0.1 80", "DR", "    inhibit_on_failure")
     vs = cfg.virtual_servers[0]
     a, b = (rs_key(vs, r) for r in vs.real_servers)
-    k = Kernel()
+    k = FakeKernel()
     r = Reconciler(cfg, k)
     r.start()
     assert weights(k) == [3]
@@ -150,7 +130,7 @@ def test_quorum_regained_re_adds_the_live_server_on_a_shared_destination() -> No
     )
     vs = cfg.virtual_servers[0]
     a, b = (rs_key(vs, r) for r in vs.real_servers)
-    k = Kernel()
+    k = FakeKernel()
     r = Reconciler(cfg, k)
     r.start()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import ipaddress
 import time
 from collections import Counter
@@ -65,6 +66,7 @@ from vrrp.machine import (
     Start,
     State,
     TimerFired,
+    TrackEffect,
     TrackerChanged,
     VrrpMachine,
     params_from_config,
@@ -536,42 +538,29 @@ class InstanceDriver:
                 continue
             weight = ref.weight if ref.weight is not None else tf.weight
             reverse = ref.reverse if ref.weight is not None else tf.weight_reverse
-
             # The service read the file before any instance started and hands
             # its value over during subscribe: that is the initial effect.
-            first: list[int] = []
-
-            def on_file(
-                value: Any,
-                n: str = tf.name,
-                w: int = weight,
-                r: bool = reverse,
-                first: list[int] = first,
-            ) -> None:
-                if not first:
-                    first.append(int(value))
-                    return
-                e = track_file_effect(int(value), w, r)
-                self._tracker_event(f"file:{n}", e.delta, e.fault)
-
-            self._unsubs.append(self.env.subscribe("file", tf.name, on_file))
-            if first:
-                eff = track_file_effect(first[0], weight, reverse)
-                events.append(TrackerChanged(f"file:{tf.name}", eff.delta, eff.fault))
-            else:
-                first.append(0)  # nothing heard yet: later values are changes
+            events.append(
+                self._track_live(
+                    "file",
+                    tf.name,
+                    functools.partial(_file_effect, weight, reverse),
+                    initial=0,
+                )
+            )
         for ref in inst.track_bfd:
             # The weight was settled when parsed (vrrp_track.c alloc_track_bfd).
             # A tracked BFD session counts as down until it reports Up
             # (vrrp_track.c alloc_vrrp_tracked_bfd, initialise_track_bfd_state);
             # the rules are track_script's (vrrp_scheduler.c vrrp_handle_bfd_event).
-            events.append(self._track_live("bfd", ref.name, ref.weight or 0, ref.reverse))
+            effect = _up_effect(ref.weight or 0, ref.reverse)
+            events.append(self._track_live("bfd", ref.name, effect))
         for ref in inst.track_process:
             # Weight and reverse were settled when parsed (vrrp_track.c
             # alloc_track_process); the rules are track_script's (vrrp_track.c
             # process_update_track_process_status).  The watcher scanned /proc
             # before any instance started; without one, quorum is never gained.
-            ev = self._track_live("process", ref.name, ref.weight or 0, ref.reverse)
+            ev = self._track_live("process", ref.name, _up_effect(ref.weight or 0, ref.reverse))
             if ev.fault and not ref.reverse:  # unweighted, and quorum not gained
                 self.log.info(
                     f"({self.name}) entering FAULT state (tracked process {ref.name}"
@@ -580,27 +569,30 @@ class InstanceDriver:
             events.append(ev)
         return events
 
-    def _track_live(self, kind: str, name: str, weight: int, reverse: bool) -> TrackerChanged:
+    def _track_live(
+        self, kind: str, name: str, effect: Callable[[Any], TrackEffect], initial: Any = False
+    ) -> TrackerChanged:
         """Subscribe to a tracker that holds live state, and return its initial effect.
 
-        Such a tracker (a BFD session, a process watcher) delivers its present
-        value during ``subscribe``: that value is the initial one, so a reload
-        keeps an Up session Up, and never a queued event behind a stale one.
-        Until it has said anything the object counts as down.
+        Such a tracker (a BFD session, a process watcher, a track file the
+        service read before any instance started) delivers its present value
+        during ``subscribe``: that value is the initial one, so a reload keeps
+        an Up session Up, and never a queued event behind a stale one.  Until
+        it has said anything the object counts as ``initial``.
         """
-        now: list[bool] = []
+        now: list[Any] = []
 
-        def on_change(up: Any) -> None:
+        def on_change(value: Any) -> None:
             if not now:
-                now.append(bool(up))
+                now.append(value)
                 return
-            e = track_effect(weight, reverse, bool(up))
+            e = effect(value)
             self._tracker_event(f"{kind}:{name}", e.delta, e.fault)
 
         self._unsubs.append(self.env.subscribe(kind, name, on_change))
         if not now:
-            now.append(False)
-        eff = track_effect(weight, reverse, now[0])
+            now.append(initial)
+        eff = effect(now[0])
         return TrackerChanged(f"{kind}:{name}", eff.delta, eff.fault)
 
     # ------------------------------------------------------------ life cycle
@@ -1001,6 +993,15 @@ class InstanceDriver:
                     + " ".join(str(v) for v in vips)
                 )
             self._nursery.start_soon(ann.announce, vips, count)
+
+
+def _up_effect(weight: int, reverse: bool) -> Callable[[Any], TrackEffect]:
+    """A live tracker's value (up or down) as its effect on the instance."""
+    return lambda up: track_effect(weight, reverse, bool(up))
+
+
+def _file_effect(weight: int, reverse: bool, value: Any) -> TrackEffect:
+    return track_file_effect(int(value), weight, reverse)
 
 
 def _tracking(inst: VrrpInstance, config: Config) -> tuple[object, ...]:

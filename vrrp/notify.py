@@ -311,10 +311,7 @@ class Notifier:
         if state == "STOP":
             self.terminate_scripts()  # the daemon is stopping: scripts go first
         line = fifo_line(target.kind, target.name, state, priority)
-        if self.global_fifo is not None and self.global_fifo.argv:
-            write_fifo(self.global_fifo.argv[0], line)
-        for nf in self.fifos:
-            nf.write(line)
+        self._write_fifos(line)
         chain: list[tuple[Script, tuple[str, ...]]] = []
         if specific is not None:
             chain.append((specific, ()))
@@ -344,20 +341,21 @@ class Notifier:
             if state != "MASTER"
         ]
         for line in lines:
-            if self.global_fifo is not None and self.global_fifo.argv:
-                write_fifo(self.global_fifo.argv[0], line)
-            for nf in self.fifos:
-                nf.write(line)
+            self._write_fifos(line)
+
+    def _write_fifos(self, line: str) -> None:
+        """One line to every notify FIFO: the global_defs ones and the legacy global one."""
+        if self.global_fifo is not None and self.global_fifo.argv:
+            write_fifo(self.global_fifo.argv[0], line)
+        for nf in self.fifos:
+            nf.write(line)
 
     def priority_changed(self, target: NotifyTarget, master: bool, priority: int) -> None:
         """vrrp_notify.c ``send_instance_priority_notifies``: a FIFO line only,
         ``MASTER_PRIORITY`` for a master, ``BACKUP_PRIORITY`` in any other state."""
         state = "MASTER_PRIORITY" if master else "BACKUP_PRIORITY"
         line = fifo_line(target.kind, target.name, state, priority)
-        if self.global_fifo is not None and self.global_fifo.argv:
-            write_fifo(self.global_fifo.argv[0], line)
-        for nf in self.fifos:
-            nf.write(line)
+        self._write_fifos(line)
 
     def _email(self, target: NotifyTarget, state: str) -> None:
         """vrrp_notify.c ``vrrp_smtp_notifier``: one alert per state entered."""

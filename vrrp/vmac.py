@@ -69,14 +69,20 @@ def ifname(inst: VrrpInstance) -> str | None:
     """The vmac link an instance uses, or None without ``use_vmac``."""
     if inst.use_vmac is None:
         return None
-    return inst.use_vmac or f"{VMAC_PREFIX}.{inst.virtual_router_id}"[:15]
+    return inst.use_vmac or _default_name(inst)
 
 
 def link_name(inst: VrrpInstance) -> str | None:
     """The vmac or ipvlan link an instance makes, or None."""
-    if inst.use_vmac is None and inst.use_ipvlan is None:
-        return None
-    return ifname(inst) or inst.use_ipvlan or f"{VMAC_PREFIX}.{inst.virtual_router_id}"[:15]
+    if inst.use_ipvlan is None or inst.use_vmac is not None:
+        return ifname(inst)
+    return inst.use_ipvlan or _default_name(inst)
+
+
+def _default_name(inst: VrrpInstance) -> str:
+    """``PREFIX.VRID`` for a model no config check named (the check applies
+    keepalived's ``create_vmac_name``, pykeep/config/validate.py)."""
+    return f"{VMAC_PREFIX}.{inst.virtual_router_id}"[:15]
 
 
 def mac(vrid: int, family: int) -> str:
@@ -144,25 +150,13 @@ class Vmac:
         from vrrp import firewall
 
         with IPRoute() as ipr:
-            base = ipr.link_lookup(ifname=self.base)
-            if not base:
-                raise VmacError(f"cannot create VMAC {self.name}: no interface {self.base}")
-            existing = ipr.link_lookup(ifname=self.name)
-            if existing:
-                link = ipr.get_links(existing[0])[0]
-                info = link.get_attr("IFLA_LINKINFO")
-                kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
-                if kind != "macvlan":
-                    raise VmacError(f"VMAC {self.name} conflicts with existing interface")
-                # left over from a previous run: start from a clean link
-                # (keepalived reuses or updates it; the result is the same link)
-                ipr.link("del", index=existing[0])
+            base = self._clear_the_way(ipr, f"cannot create VMAC {self.name}: no interface")
             try:
                 ipr.link(
                     "add",
                     ifname=self.name,
                     kind="macvlan",
-                    link=base[0],
+                    link=base,
                     macvlan_mode="private",
                     address=self.mac,
                 )
@@ -182,7 +176,7 @@ class Vmac:
             _set_sysctl("ipv6", self.name, "addr_gen_mode", 1)  # IN6_ADDR_GEN_MODE_NONE
             ipr.link("set", index=self.index, state="up")
             if self.family == 6 and not self.xmit_base:
-                self._copy_link_local(ipr, int(base[0]))
+                self._copy_link_local(ipr, base)
         try:
             firewall.add_vmac(self.family, self.name, self.base)
             self._firewall = True
@@ -197,17 +191,9 @@ class Vmac:
         from pyroute2.netlink.exceptions import NetlinkError
 
         with IPRoute() as ipr:
-            base = ipr.link_lookup(ifname=self.base)
-            if not base:
-                raise VmacError(f"Unable to create ipvlan interface {self.name}: no {self.base}")
-            existing = ipr.link_lookup(ifname=self.name)
-            if existing:
-                info = ipr.get_links(existing[0])[0].get_attr("IFLA_LINKINFO")
-                if info is None or info.get_attr("IFLA_INFO_KIND") != "ipvlan":
-                    raise VmacError(f"IPVLAN {self.name} conflicts with existing interface")
-                ipr.link("del", index=existing[0])  # left over from a previous run
+            base = self._clear_the_way(ipr, f"Unable to create ipvlan interface {self.name}: no")
             try:
-                ipvlan.add(self.name, int(base[0]), self.ipvlan_flags)
+                ipvlan.add(self.name, base, self.ipvlan_flags)
             except OSError as exc:
                 raise VmacError(f"Unable to create ipvlan interface {self.name}: {exc}") from exc
             idx = ipr.link_lookup(ifname=self.name)
@@ -233,6 +219,23 @@ class Vmac:
                 except NetlinkError as exc:
                     pklog.get("vrrp").info(f"Failed to add interface address to {self.name}: {exc}")
         return self.index
+
+    def _clear_the_way(self, ipr: Any, no_base: str) -> int:
+        """The base link's index (``no_base`` + its name when it is missing),
+        after deleting a link of our kind and name left by a previous run:
+        keepalived reuses or updates such a link, the result is the same link.
+        A link of another kind under our name is a conflict."""
+        base = ipr.link_lookup(ifname=self.base)
+        if not base:
+            raise VmacError(f"{no_base} {self.base}")
+        existing = ipr.link_lookup(ifname=self.name)
+        if existing:
+            info = ipr.get_links(existing[0])[0].get_attr("IFLA_LINKINFO")
+            if info is None or info.get_attr("IFLA_INFO_KIND") != self.kind:
+                label = "VMAC" if self.kind == "macvlan" else "IPVLAN"
+                raise VmacError(f"{label} {self.name} conflicts with existing interface")
+            ipr.link("del", index=existing[0])
+        return int(base[0])
 
     def _copy_link_local(self, ipr: Any, base_index: int) -> None:
         """keepalived ``set_link_local_address``: adverts leave from a non-VIP address."""

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sim import netns
+from sim.proc_ipvs import proc_entries
 from tests.differential_vm import compare
 from tests.differential_vm.generator import (
     MISC_DIR,
@@ -151,7 +152,7 @@ def teardown_network() -> None:
 
 def read_proc() -> dict[str, str]:
     try:
-        return compare.proc_entries(Path("/proc/net/ip_vs").read_text())
+        return proc_entries(Path("/proc/net/ip_vs").read_text())
     except OSError:
         return {}
 
