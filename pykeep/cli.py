@@ -11,11 +11,11 @@ and exit code 1 (``-X``, ``-V``, ``-a``).
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
 import sys
 from collections.abc import Sequence
-
-from pykeep import config
 
 TYPE_CHECKING = False  # typing stays unimported at run time: start-up counts (pykeep -t)
 if TYPE_CHECKING:
@@ -29,13 +29,33 @@ _SUBCOMMANDS = {
 }
 
 
+def _help_formatter(argparse: Any) -> Any:
+    """argparse's help formatter, told the terminal's width.
+
+    Left to itself, argparse asks ``shutil`` for the width each time it
+    builds a formatter, and every ``add_argument`` builds one: the daemon
+    would import shutil (with bz2 and lzma) only to parse its command line.
+    """
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return functools.partial(argparse.HelpFormatter, width=columns - 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import argparse  # not on the plain -t path (_quick_config_test)
+
+    from pykeep import config
 
     ap = argparse.ArgumentParser(
         prog="pykeep",
         description="A pure-Python drop-in replacement for keepalived.",
         epilog="Subcommands: pykeep ctl …, pykeep realserver …, pykeep ipvs …",
+        formatter_class=_help_formatter(argparse),
     )
     ap.add_argument(
         "-f", "--use-file", dest="conf_file", default=config.DEFAULT_PATH, metavar="FILE"
@@ -125,6 +145,8 @@ def refused_option(opts: argparse.Namespace) -> str | None:
 
 def config_test(conf_file: str, config_id: str | None, out: Any = None) -> int:
     """``-t``: print each diagnostic as keepalived does and return keepalived's exit code."""
+    from pykeep import config
+
     stream = out if out is not None else sys.stderr
     result = config.load(conf_file, config_id)
     for d in result.diagnostics:
@@ -166,6 +188,8 @@ def _quick_config_test(args: list[str]) -> tuple[str, str | None] | None:
     with argparse's meaning.  Anything else (``-t FILE``, bundled or
     abbreviated options, any other option) goes to argparse.
     """
+    from pykeep import config
+
     conf_file = config.DEFAULT_PATH
     config_id: str | None = None
     test = False
@@ -195,12 +219,20 @@ def _quick_config_test(args: list[str]) -> tuple[str, str | None] | None:
     return (conf_file, config_id) if test else None
 
 
+def _default_config_id() -> str:
+    from pykeep import config
+
+    return config.default_config_id()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # The configuration package is imported where it is used and never held
+    # here: the daemon lets its parser go once started (pykeep/daemon.py).
     args = list(sys.argv[1:] if argv is None else argv)
     quick = _quick_config_test(args)
     if quick is not None:
         conf_file, config_id = quick
-        return config_test(conf_file, config_id or config.default_config_id())
+        return config_test(conf_file, config_id or _default_config_id())
     if args and args[0] in _SUBCOMMANDS:
         return _run_module(_SUBCOMMANDS[args[0]], args[1:])
     if "--genhash" in args:
@@ -237,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(refusal, file=sys.stderr)
         return 1
     if opts.config_id is None:
-        opts.config_id = config.default_config_id()
+        opts.config_id = _default_config_id()
     if opts.config_test is not None:
         if opts.config_test:
             try:

@@ -23,7 +23,6 @@ is given, sd_notify READY/RELOADING/STOPPING, and the drain set read from
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import functools
@@ -40,6 +39,8 @@ from pykeep.config.diagnostics import Severity
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+
     import trio
 
 # trio, structlog and pyroute2 are imported only after a crashed run's VIPs
@@ -125,6 +126,43 @@ def unusable_at_start(result: Any) -> bool:
     return any(d.severity in (Severity.FILE_NOT_FOUND, Severity.FATAL) for d in result.diagnostics)
 
 
+#: The configuration modules whose objects a running daemon holds.
+_MODEL_MODULES = frozenset({"pykeep.config.model", "pykeep.config.diagnostics"})
+
+
+def release_parser() -> None:
+    """Let the configuration parser go once start-up holds the model it built.
+
+    The parser's modules and keyword tables are about 1 MiB of a VRRP
+    daemon's 26, and nothing that runs refers to them: the model and the
+    diagnostics are modules of their own, which stay.  Let go before the
+    logging and event-loop imports, their memory serves those.  A reload
+    imports the parser again (pykeep/ops/view.py ``config_loader``) and
+    keeps it.
+    """
+    gone = [
+        name
+        for name in sys.modules
+        if name == "pykeep.config" or name.startswith("pykeep.config.")
+        if name not in _MODEL_MODULES
+    ]
+    for name in gone:
+        del sys.modules[name]
+    sys.modules["pykeep"].__dict__.pop("config", None)
+    gc.collect()  # the modules are cycles of functions and their globals
+
+
+def return_free_heap() -> None:
+    """Give the C heap's free pages back to the kernel once start-up is done.
+
+    Start-up frees a good deal (the parser, the load's temporaries) and
+    glibc keeps those pages mapped: ``malloc_trim`` returns about 0.2 MiB of
+    a 25 MiB VRRP daemon.  Not glibc: nothing to do.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 def unusable_for_reload(result: Any) -> bool:
     """On SIGHUP a config with any parse error is refused (kept here for callers; see ops)."""
     from pykeep.ops.view import unusable_for_reload as check
@@ -205,6 +243,7 @@ def _main(options: argparse.Namespace) -> int:
         except OSError as exc:
             early_error = f"cannot enter network namespace {namespace}: {exc.strerror}"
     result: Any = None
+    pkconfig: Any = None
     files = rundir.pid_files(net_namespace=None, instance=None, use_pid_dir=False)
     ident = "Keepalived_vrrp"
     path = _opt(options, "use_file") or _opt(options, "conf_file") or DEFAULT_CONF
@@ -249,6 +288,11 @@ def _main(options: argparse.Namespace) -> int:
             and running_pid(files.main) is None
         ):
             stale_lines += remove_stale_vips(result.config)
+    unusable = result is not None and unusable_at_start(result)
+    config: Any = None if result is None else result.config
+    diagnostics = () if result is None else tuple(result.diagnostics)
+    del result, pkconfig  # the load's result holds the parser's modules
+    release_parser()
     from pykeep import log as pklog
 
     pklog.setup(
@@ -263,9 +307,9 @@ def _main(options: argparse.Namespace) -> int:
     if early_error is not None:
         logger.error(early_error)
         return 1
-    for diag in result.diagnostics:
+    for diag in diagnostics:
         logger.warning(str(diag))
-    if unusable_at_start(result):
+    if unusable:
         logger.error(f"Stopping: configuration {path} does not load")
         return 1
     vrrp_logger = pklog.get("vrrp")
@@ -275,16 +319,16 @@ def _main(options: argparse.Namespace) -> int:
         vrrp_logger.info(line)
     # idna: trio.socket encodes host names with it (0.5 MiB of tables), and
     # the daemon never resolves a name through trio.
-    with pklog.imported_on_first_use("ssl", "hmac", "idna"):
+    with pklog.imported_on_first_use("ssl", "hmac", "idna", "bz2", "lzma"):
         import trio  # first here: its ssl, hmac and idna stay stand-ins (pykeep/log.py)
     lvs_service: Any = None  # pykeep/lvs.py open_lvs: none with -P or without virtual servers
-    if not _opt(options, "vrrp") and result.config.virtual_servers:
+    if not _opt(options, "vrrp") and config.virtual_servers:
         # Checkers, IPVS and their libraries load only for a config that has
         # virtual servers: a VRRP-only daemon starts 0.3 s sooner without them.
         from pykeep import lvs as pklvs
 
         try:
-            lvs_service = pklvs.open_lvs(result.config, options)
+            lvs_service = pklvs.open_lvs(config, options)
         except pklvs.LvsUnavailable as exc:
             logger.error(str(exc))
             return 1
@@ -305,7 +349,7 @@ def _main(options: argparse.Namespace) -> int:
             logger.error(f"cannot write pid file {p}: {exc.strerror}")
     logger.info("Starting pykeep daemon")
     try:
-        trio.run(_run, options, path, result.config, lvs_service)
+        trio.run(_run, options, path, config, lvs_service)
     except KeyboardInterrupt:
         pass
     finally:
@@ -405,6 +449,7 @@ async def _run(
             # where reference cycles hold it, at most what start-up built.
             gc.freeze()
             gc.enable()
+            return_free_heap()
             notifier.ready(operations.summary())
             async for signum in signals:
                 if signum == signal.SIGHUP:
@@ -490,23 +535,3 @@ async def _legacy_usr2(
                 write_legacy_stats(service, path)
             except OSError as exc:
                 pklog.get("daemon").warning(f"stats dump failed: {exc}")
-
-
-if __name__ == "__main__":  # pragma: no cover - a stand-in until pykeep/cli.py exists
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-f", "--use-file", dest="use_file")
-    ap.add_argument("-P", "--vrrp", action="store_true")
-    ap.add_argument("-C", "--check", action="store_true")
-    ap.add_argument("-l", "--log-console", dest="log_console", action="store_true")
-    ap.add_argument("-D", "--log-detail", dest="log_detail", action="store_true")
-    ap.add_argument("-S", "--log-facility", dest="log_facility")
-    ap.add_argument("-n", "--dont-fork", dest="dont_fork", action="store_true")
-    ap.add_argument("-p", "--pid")
-    ap.add_argument("-r", "--vrrp_pid", dest="vrrp_pid")
-    ap.add_argument("-c", "--checkers_pid", dest="checkers_pid")
-    ap.add_argument("-i", "--config-id", dest="config_id")
-    ap.add_argument("-s", "--namespace")
-    ap.add_argument("--log-json", dest="log_json", action="store_true")
-    ap.add_argument("--metrics-listen", dest="metrics_listen")
-    ap.add_argument("--control-socket", dest="control_socket")
-    sys.exit(main(ap.parse_args()))

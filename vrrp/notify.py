@@ -171,6 +171,7 @@ class Notifier:
         self._script_pids: list[int] = []
         self._held: list[tuple[NotifyTarget, str, int | None]] | None = None
         self.mailer: Mailer | None = None
+        self._mail_defs: GlobalDefs | None = None
         self.smtp_default = False
         self.no_email_faults = False
         self.smtp_sent = 0
@@ -180,10 +181,8 @@ class Notifier:
             self._setup(global_defs)
 
     def _setup(self, g: GlobalDefs) -> None:
-        if g.notification_email and g.smtp_server:  # else no mail: pykeep.smtp stays unloaded
-            from pykeep.smtp import Mailer
-
-            self.mailer = Mailer.from_config(g)
+        # Mail needs both; the mailer (and pykeep.smtp) loads with the first alert.
+        self._mail_defs = g if g.notification_email and g.smtp_server else None
         # vrrp.c vrrp_complete_instance: smtp_alert_vrrp, else smtp_alert, else off
         default = g.smtp_alert_vrrp if g.smtp_alert_vrrp is not None else g.smtp_alert
         self.smtp_default = bool(default)
@@ -359,7 +358,7 @@ class Notifier:
 
     def _email(self, target: NotifyTarget, state: str) -> None:
         """vrrp_notify.c ``vrrp_smtp_notifier``: one alert per state entered."""
-        if self.mailer is None or state == "STOP":
+        if self._mail_defs is None or state == "STOP":
             # keepalived formats a "Stopping" alert, but its stopping process
             # exits before the SMTP exchange runs: none is ever delivered.
             return
@@ -372,6 +371,11 @@ class Notifier:
             # alert, and the last state e-mailed stays the one before, so a
             # return to it from FAULT is not e-mailed either.
             return
+        if self.mailer is None:
+            from pykeep.smtp import Mailer
+
+            self.mailer = Mailer.from_config(self._mail_defs)
+            assert self.mailer is not None
         alert = self.mailer.vrrp_alert(target.kind, target.name, state)
         if alert is None:
             return

@@ -45,23 +45,45 @@ IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _set = object.__setattr__
 _params: Any = None
-# What frozen_dataclass compiles __init__ and maker() from: the parameter
-# list, the namespace (defaults, the class and its twin), the stores and
-# the annotations.
-_SPECS: dict[type, tuple[str, dict[str, Any], str, dict[str, Any]]] = {}
+# What frozen_dataclass compiles __init__ and maker() from, built on first
+# need: the twin class (see builder), and the functions themselves.
+_TWINS: dict[type, type] = {}
 _MAKERS: dict[type, Callable[..., Any]] = {}
+
+
+def _twin(cls: type) -> type:
+    twin = _TWINS.get(cls)
+    if twin is None:
+        twin = _TWINS[cls] = type(f"_{cls.__name__}Builder", (), {"__slots__": cls.__slots__})  # type: ignore[attr-defined]
+    return twin
+
+
+def _spec(cls: type) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+    """The parameter list, namespace, field stores and annotations of ``cls``'s ``__init__``."""
+    ns: dict[str, Any] = {"_set": _set, "_cls": cls, "_twin": _twin(cls)}
+    params: list[str] = []
+    for f in fields(cls):
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            ns[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+    names: tuple[str, ...] = cls.__match_args__  # type: ignore[attr-defined]
+    body = "".join(f"    self.{n} = {n}\n" for n in names)
+    annotations = {f.name: f.type for f in fields(cls)} | {"return": None}
+    return ", ".join(params), ns, body, annotations
 
 
 class _LazyInit:
     """A model class's ``__init__`` until first looked up: then compiled, and put in its place.
 
-    Compiling costs start-up time, and a given configuration uses few of
-    the classes (an LVS one, none of the VRRP ones).  Any look-up, by a
-    call or by ``inspect``, gets the real function.
+    Compiling costs start-up time and memory, and a given configuration uses
+    few of the classes (an LVS one, none of the VRRP ones).  Any look-up, by
+    a call or by ``inspect``, gets the real function.
     """
 
     def __get__(self, obj: object, owner: type) -> Any:
-        params, ns, body, annotations = _SPECS[owner]
+        params, ns, body, annotations = _spec(owner)
         # A subclass (with slots of its own, perhaps) gets dataclass's way.
         each = "".join(f"        _set(self, {n!r}, {n})\n" for n in annotations if n != "return")
         exec(
@@ -107,6 +129,46 @@ def _slotted(cls: type) -> type:
     return new
 
 
+# The methods every frozen_dataclass shares.  A class keeps only the key
+# that ``==`` and ``hash`` compare (``_model_key``): one set of functions,
+# not seven closures per class, for some eighty classes a daemon imports.
+def _eq(self: Any, other: Any) -> Any:
+    if other.__class__ is self.__class__:
+        key = self._model_key
+        return key(self) == key(other)
+    return NotImplemented
+
+
+def _one_field_key(name: str) -> Callable[[Any], tuple[Any]]:
+    return lambda o: (getattr(o, name),)
+
+
+def _hash(self: Any) -> int:
+    return hash(self._model_key(self))
+
+
+def _repr(self: Any) -> str:
+    inner = ", ".join([f"{n}={getattr(self, n)!r}" for n in self.__match_args__])
+    return f"{self.__class__.__qualname__}({inner})"
+
+
+def _setattr(self: Any, name: str, value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _delattr(self: Any, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _getstate(self: Any) -> list[Any]:
+    return [getattr(self, n) for n in self.__match_args__]
+
+
+def _setstate(self: Any, state: list[Any]) -> None:
+    for n, v in zip(self.__match_args__, state, strict=True):
+        _set(self, n, v)
+
+
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def frozen_dataclass(cls: type[_T]) -> type[_T]:
     """``@dataclass(frozen=True, slots=True)``, made cheap: the model is built on every config test.
@@ -120,71 +182,29 @@ def frozen_dataclass(cls: type[_T]) -> type[_T]:
     share of a big parse.  Here only ``__init__`` is compiled, when first
     needed (``_LazyInit``); it lends the instance to a twin class with the
     same slots and no ``__setattr__`` guard, stores the fields directly, and
-    hands it back.  The other methods are shared closures.
+    hands it back.  The other methods are shared by all such classes.
     """
     global _params
     dc: Any = _slotted(cls)
-    flds = fields(dc)
-    names = tuple(f.name for f in flds)
-    twin = type(f"_{dc.__name__}Builder", (), {"__slots__": dc.__slots__})
-    ns: dict[str, Any] = {"_set": _set, "_cls": dc, "_twin": twin}
-    params: list[str] = []
-    for f in flds:
+    for f in fields(dc):
         # compare=False (``loc``) leaves a field out of == and hash, as dataclass does.
         plain = f.init and f.repr and f.hash is None
         if not plain or f.default_factory is not MISSING:
             raise TypeError(f"{dc.__name__}.{f.name}: a field option frozen_dataclass lacks")
-        if f.default is MISSING:
-            params.append(f.name)
-        else:
-            ns[f"_d_{f.name}"] = f.default
-            params.append(f"{f.name}=_d_{f.name}")
-    body = "".join(f"    self.{n} = {n}\n" for n in names)
-    annotations = {f.name: f.type for f in flds} | {"return": None}
-    _SPECS[dc] = (", ".join(params), ns, body, annotations)
     dc.__init__ = _LazyInit()
     # The compared fields as a tuple, as dataclass's generated __eq__/__hash__ compare them.
-    compared = tuple(f.name for f in flds if f.compare)
+    compared = tuple(f.name for f in fields(dc) if f.compare)
     key: Callable[[Any], Any] = attrgetter(*compared)
     if len(compared) == 1:
-        key = lambda o: (getattr(o, compared[0]),)  # noqa: E731
-
-    def __eq__(self: Any, other: object) -> Any:
-        if other.__class__ is self.__class__:
-            return key(self) == key(other)
-        return NotImplemented
-
-    def __hash__(self: Any) -> int:
-        return hash(key(self))
-
-    def __repr__(self: Any) -> str:
-        inner = ", ".join([f"{n}={getattr(self, n)!r}" for n in names])
-        return f"{self.__class__.__qualname__}({inner})"
-
-    def __setattr__(self: Any, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self: Any, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __getstate__(self: Any) -> list[Any]:
-        return [getattr(self, n) for n in names]
-
-    def __setstate__(self: Any, state: list[Any]) -> None:
-        for n, v in zip(names, state, strict=True):
-            _set(self, n, v)
-
-    for fn in (
-        __eq__,
-        __hash__,
-        __repr__,
-        __setattr__,
-        __delattr__,
-        __getstate__,
-        __setstate__,
-    ):
-        fn.__qualname__ = f"{dc.__qualname__}.{fn.__name__}"
-        setattr(dc, fn.__name__, fn)
+        key = _one_field_key(compared[0])
+    dc._model_key = staticmethod(key)
+    dc.__eq__ = _eq
+    dc.__hash__ = _hash
+    dc.__repr__ = _repr
+    dc.__setattr__ = _setattr
+    dc.__delattr__ = _delattr
+    dc.__getstate__ = _getstate
+    dc.__setstate__ = _setstate
     if _params is None:
         # dataclass's own parameters object, made once on a class of nothing.
         empty: Any = dataclass(frozen=True, slots=True)(type("_Params", (), {}))
@@ -200,7 +220,7 @@ def builder(cls: type) -> type:
     as ``maker`` makes it, inline: ``obj = object.__new__(twin)``, every field
     stored, then ``obj.__class__ = cls``.  Each field must be stored.
     """
-    return _SPECS[cls][1]["_twin"]  # type: ignore[no-any-return]
+    return _twin(cls)
 
 
 def maker(cls: type[_T]) -> Callable[..., _T]:
@@ -212,7 +232,7 @@ def maker(cls: type[_T]) -> Callable[..., _T]:
     """
     fn = _MAKERS.get(cls)
     if fn is None:
-        params, ns, body, _annotations = _SPECS[cls]
+        params, ns, body, _annotations = _spec(cls)
         ns["_new"] = object.__new__
         head = f"def make({params}):\n    self = _new(_twin)\n"
         exec(f"{head}{body}    self.__class__ = _cls\n    return self", ns)

@@ -23,15 +23,18 @@ import os
 import socket
 import stat
 import struct
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import structlog
 import trio
 
 from pykeep.ops.drain import DrainSpecError
-from pykeep.ops.status import Snapshot, to_dict
+
+if TYPE_CHECKING:
+    from pykeep.ops.status import Snapshot
 
 DEFAULT_SOCKET = Path("/run/pykeep/control.sock")
 MAX_LINE = 64 * 1024  # a request is a few hundred bytes; refuse to buffer more than this
@@ -125,8 +128,10 @@ async def dispatch(handler: ControlHandler, line: bytes) -> dict[str, Any]:
     try:
         method: Callable[..., Awaitable[Any]] = getattr(handler, cmd)
         result = await method(*args)
-        if isinstance(result, Snapshot):
-            result = to_dict(result)
+        # A snapshot exists only once its module is loaded (pykeep/ops/dumps.py).
+        status = sys.modules.get("pykeep.ops.status")
+        if status is not None and isinstance(result, status.Snapshot):
+            result = status.to_dict(result)
         result = dict(result)
     except ControlError as exc:
         log.info("control.refused", cmd=cmd, args=args, code=exc.code, reason=exc.message)

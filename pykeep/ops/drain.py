@@ -19,10 +19,10 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 
-from pykeep.config.model import Config, IPAddress, RealServer, VirtualServer
+from pykeep.config.model import Config, IPAddress, RealServer, VirtualServer, frozen_dataclass
 
 DEFAULT_STATE_FILE = Path("/var/lib/pykeep/drain.json")
 _PROTOCOLS = ("tcp", "udp", "sctp")
@@ -61,7 +61,7 @@ def _host(addr: IPAddress) -> str:
     return f"[{addr}]" if addr.version == 6 else str(addr)
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@frozen_dataclass
 class VsSpec:
     """A virtual server as the operator names it; ``protocol`` None matches any."""
 
@@ -116,7 +116,7 @@ class VsSpec:
         )
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@frozen_dataclass
 class RsSpec:
     """A real server as the operator names it; no port matches every port of the address."""
 
@@ -138,7 +138,12 @@ class RsSpec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+def _order(pair: tuple[VsSpec, RsSpec]) -> tuple[tuple[object, ...], ...]:
+    """A pair's place in the state file: each spec's fields in turn, as ``order=True`` sorts."""
+    return tuple(tuple(getattr(x, f.name) for f in fields(x)) for x in pair)
+
+
+@frozen_dataclass
 class DrainSet:
     """Immutable; ``add``/``remove`` return a new set so a failed save changes nothing."""
 
@@ -171,7 +176,7 @@ class DrainSet:
     def unmatched(self, config: Config) -> list[tuple[str, str]]:
         """Pairs that name nothing in ``config``: kept (a reload may bring them back), but shown."""
         out = []
-        for v, r in sorted(self.pairs):
+        for v, r in sorted(self.pairs, key=_order):
             hit = any(
                 v.matches(vs) and any(r.matches(rs) for rs in vs.real_servers)
                 for vs in config.virtual_servers
@@ -181,7 +186,7 @@ class DrainSet:
         return out
 
     def to_json(self) -> str:
-        items = [{"vs": str(v), "rs": str(r)} for v, r in sorted(self.pairs)]
+        items = [{"vs": str(v), "rs": str(r)} for v, r in sorted(self.pairs, key=_order)]
         return json.dumps({"version": 1, "drained": items}, indent=2) + "\n"
 
     @classmethod

@@ -28,15 +28,19 @@ from pathlib import Path
 import structlog
 import trio
 
-from pykeep.ops.status import (
-    RealServerStatus,
-    Snapshot,
-    VirtualServerStatus,
-    VrrpInstanceStatus,
-    VrrpScriptStatus,
-    VrrpState,
-    format_vip,
-)
+# The snapshot's module loads with the first dump: an idle daemon, asked
+# for nothing, does not hold it (about 0.8 MiB).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pykeep.ops.status import (
+        RealServerStatus,
+        Snapshot,
+        VirtualServerStatus,
+        VrrpInstanceStatus,
+        VrrpScriptStatus,
+    )
+
+    SnapshotSource = Callable[[], Snapshot | Awaitable[Snapshot]]
 
 log = structlog.get_logger("pykeep.ops.dumps")
 
@@ -158,6 +162,7 @@ def _json_fields(inst: VrrpInstanceStatus) -> list[tuple[str, str]]:
     Values are pre-rendered JSON text, so integers stay integers and floats
     use keepalived's ``%g`` (``last_transition`` uses ``%f``).
     """
+    from pykeep.ops.status import format_vip
 
     def u(v: int | bool) -> str:
         return str(int(v))
@@ -323,6 +328,8 @@ def _dump_vrrp(inst: VrrpInstanceStatus) -> list[str]:
     keepalived-exporter reads this section by indentation: three spaces
     and ``key = value`` for scalars, five spaces for list entries.
     """
+    from pykeep.ops.status import VrrpState, format_vip
+
     out = [f" VRRP Instance = {inst.name}", f"   VRRP Version = {inst.version}"]
     if inst.sync_group:
         out.append(f"   Sync group = {inst.sync_group}")
@@ -593,8 +600,6 @@ def version_text(pykeep_version: str) -> str:
 
 
 DUMP_SIGNALS = ("DATA", "STATS", "STATS_CLEAR", "JSON")
-
-SnapshotSource = Callable[[], Snapshot | Awaitable[Snapshot]]
 
 
 async def serve_dump_signals(

@@ -19,7 +19,7 @@ import dataclasses
 import ipaddress
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum, IntEnum
 from typing import Any
 
@@ -31,6 +31,7 @@ from pykeep.config.model import (
     Script,
     VirtualServer,
     VrrpInstance,
+    frozen_dataclass,
 )
 
 
@@ -60,7 +61,7 @@ KEEPALIVED_RX_FIELDS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VrrpStats:
     """One instance's counters: the fields of keepalived's ``vrrp_stats``, plus every
     receive error under the reason name vrrp/packet.py's ``Rejected`` carries."""
@@ -99,7 +100,7 @@ class VrrpStats:
         return cls(**values, rx_errors_by_reason=tuple(sorted(by_reason.items())))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VipStatus:
     """A virtual address as the instance holds it (vrrp_ipaddress.c format_ipaddress)."""
 
@@ -112,7 +113,7 @@ class VipStatus:
     is_set: bool = False  # currently configured on the interface (keepalived's "set")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class TrackedScriptRef:
     """A track_script entry of an instance: the script name, its command and weight."""
 
@@ -122,7 +123,7 @@ class TrackedScriptRef:
     reverse: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class NotifyScripts:
     """The notify commands of an instance, already joined the way keepalived's cmd_str does."""
 
@@ -135,7 +136,7 @@ class NotifyScripts:
     master_rx_lower_pri: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Transition:
     """The last state change of an instance and why it happened."""
 
@@ -145,7 +146,7 @@ class Transition:
     reason: str  # e.g. "master_down_timer", "higher_priority_advert", "ctl_failover"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VrrpInstanceStatus:
     """One vrrp_instance, as keepalived's JSON/data/stats dumps describe it."""
 
@@ -208,7 +209,7 @@ class VrrpInstanceStatus:
         return self.effective_priority
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VrrpScriptStatus:
     """One vrrp_script, for the "VRRP Scripts" section of keepalived.data (dump_vscript)."""
 
@@ -229,7 +230,7 @@ class VrrpScriptStatus:
     tracking: tuple[tuple[str, int], ...] = ()  # (instance, weight)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Histogram:
     """A cumulative latency histogram: ``buckets`` are (upper bound, count ≤ bound)."""
 
@@ -261,7 +262,7 @@ class LatencyRecorder:
         return Histogram(tuple(zip(self.bounds, self.counts, strict=True)), self.count, self.sum)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class CheckerStatus:
     """One checker of a real server: its verdict and how it got there."""
 
@@ -274,7 +275,7 @@ class CheckerStatus:
     latency: Histogram | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class IpvsStats:
     """The kernel's counters for an IPVS service or destination (ip_vs_stats_user)."""
 
@@ -287,7 +288,7 @@ class IpvsStats:
     inactive_conns: int = 0  # destinations only
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RealServerStatus:
     address: str
     port: int | None
@@ -307,7 +308,7 @@ class RealServerStatus:
         return host if self.port is None else f"{host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class VirtualServerStatus:
     key: str  # the config model's VirtualServer.key: "[IP]:tcp:PORT", "FWM N", "group G"
     address: str | None = None
@@ -329,7 +330,7 @@ class VirtualServerStatus:
     stats: IpvsStats | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Snapshot:
     """Everything the operations layer can show, taken at one instant."""
 

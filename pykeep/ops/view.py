@@ -27,10 +27,12 @@ import trio
 from pykeep import log as pklog
 from pykeep.config.diagnostics import Severity
 from pykeep.config.model import Config
-from pykeep.ops import drain, status
+from pykeep.ops import drain
 from pykeep.ops.control import ControlError
 
+# The status module loads with the first snapshot (see pykeep/ops/dumps.py).
 if TYPE_CHECKING:
+    from pykeep.ops import status
     from pykeep.ops.sdnotify import Notifier
     from vrrp.driver import InstanceDriver
     from vrrp.service import VrrpService
@@ -98,6 +100,8 @@ def config_loader(path: str, config_id: str | None) -> Loader:
 
 
 def _vrrp_state(value: str) -> status.VrrpState:
+    from pykeep.ops import status
+
     # STOP only exists on the way out; keepalived shows a stopped instance as INIT.
     return status.VrrpState.__members__.get(value, status.VrrpState.INIT)
 
@@ -137,6 +141,8 @@ class Ops:
 
     # ------------------------------------------------------------ snapshot
     def _instance(self, inst: Any, driver: InstanceDriver | None) -> status.VrrpInstanceStatus:
+        from pykeep.ops import status
+
         cfg = self.config
         if driver is None:
             return status.instance_status(inst, cfg, state=status.VrrpState.INIT)
@@ -166,6 +172,8 @@ class Ops:
         )
 
     def _scripts(self) -> tuple[status.VrrpScriptStatus, ...]:
+        from pykeep.ops import status
+
         out = []
         for vs in self.config.vrrp_scripts:
             fan = self.vrrp.fanouts.get(("script", vs.name)) if self.vrrp else None
@@ -195,6 +203,8 @@ class Ops:
 
     def snapshot(self) -> status.Snapshot:
         """Everything an operator can see, read at one instant (no awaits in between)."""
+        from pykeep.ops import status
+
         cfg = self.config
         insts = tuple(
             self._instance(inst, self.vrrp.driver(inst.name) if self.vrrp else None)
