@@ -20,7 +20,7 @@ belongs to someone else and stays, unless the caller passes ``None``
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from .table import FWD_LOCALNODE, Dest, DestKey, Service, ServiceEntry, ServiceKey, Table
@@ -37,13 +37,20 @@ class OpKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """One netlink command: ``service`` is always set, ``dest`` for *_DEST kinds."""
+    """One netlink command: ``service`` is always set, ``dest`` for *_DEST kinds.
+
+    ``was`` is what an EDIT_DEST replaces, for the log line that tells a
+    disabled server from a changed weight (ipwrapper.c ``update_svr_wgt``):
+    the table it came from may since have been changed in place.  It is not
+    part of the command, so it does not take part in comparisons.
+    """
 
     kind: OpKind
     skey: ServiceKey
     service: Service | None = None
     dkey: DestKey | None = None
     dest: Dest | None = None
+    was: Dest | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         s = f"{self.kind.value} {self.skey}"
@@ -79,7 +86,7 @@ def diff(current: Table, desired: Table, owned: Collection[ServiceKey] | None = 
             if old is None:
                 add_ops.append(Op(OpKind.ADD_DEST, skey, want.service, dkey, d))
             elif not same_dest(old, d):
-                edit_ops.append(Op(OpKind.EDIT_DEST, skey, want.service, dkey, d))
+                edit_ops.append(Op(OpKind.EDIT_DEST, skey, want.service, dkey, d, old))
     gone = [
         Op(OpKind.DEL_SERVICE, skey, current[skey].service)
         for skey in sorted(current)

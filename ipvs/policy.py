@@ -216,25 +216,49 @@ def effective_weight(rs: RealServer, health: RsHealth) -> int:
     return rs.weight if health.weight is None else health.weight
 
 
+def live_share(rs: RealServer, health: RsHealth) -> int:
+    """What one server adds to the live weight quorum is judged on.
+
+    ipwrapper.c ``weigh_live_realservers`` sums this over the pool, and
+    ``update_svr_checker_state`` adds or takes away one server's share as
+    it changes: the reconciler keeps the sum the same way.
+    """
+    return real_weight(effective_weight(rs, health)) if health.alive else 0
+
+
 def live_weight(vs: VirtualServer, health: Mapping[str, RsHealth]) -> int:
     """Sum of the weights of alive servers (ipwrapper.c ``weigh_live_realservers``)."""
-    total = 0
-    for rs in vs.real_servers:
-        h = rs_health(vs, rs, health)
-        if h.alive:
-            total += real_weight(effective_weight(rs, h))
-    return total
+    return sum(live_share(rs, rs_health(vs, rs, health)) for rs in vs.real_servers)
 
 
 def rs_health(vs: VirtualServer, rs: RealServer, health: Mapping[str, RsHealth]) -> RsHealth:
     """A real server's health as the pool sees it (initial, or what its checkers said)."""
-    h = health.get(rs_key(vs, rs))
-    if h is None:
+    return seen_health(vs, rs, health.get(rs_key(vs, rs)))
+
+
+def seen_health(vs: VirtualServer, rs: RealServer, said: RsHealth | None) -> RsHealth:
+    """:func:`rs_health` for what the checkers said of ``rs`` (None: nothing yet)."""
+    if said is None:
         return initial_health(vs, rs)
     if not rs.checkers:
         # No checker can fail it: a server without checkers stays alive.
-        return RsHealth(alive=True, weight=h.weight)
-    return h
+        return RsHealth(alive=True, weight=said.weight)
+    return said
+
+
+def member_weight(
+    vs: VirtualServer, rs: RealServer, health: RsHealth, sorry_active: bool
+) -> int | None:
+    """The kernel weight of a real server in its pool, or None when it is out.
+
+    An alive server is in at its effective weight, unless the sorry server
+    holds the pool; a failed one (or one the sorry server displaced) stays at
+    0 when it inhibits (ipvswrapper.c ``ipvs_cmd`` turns DEL_DEST into
+    EDIT_DEST weight 0).
+    """
+    if health.alive and not sorry_active:
+        return real_weight(effective_weight(rs, health))
+    return 0 if inhibit(vs, rs) else None
 
 
 def effective_quorum(vs: VirtualServer) -> int:
@@ -271,7 +295,15 @@ def next_quorum(vs: VirtualServer, total: int, quorum_up: bool | None) -> bool:
     Once up it is lost when the live weight falls below
     ``quorum - hysteresis``, or when it reaches zero even if quorum is 0.
     """
-    quorum, hysteresis = effective_quorum(vs), effective_hysteresis(vs)
+    return quorum_after(effective_quorum(vs), effective_hysteresis(vs), total, quorum_up)
+
+
+def quorum_after(quorum: int, hysteresis: int, total: int, quorum_up: bool | None) -> bool:
+    """:func:`next_quorum` for an effective quorum and hysteresis already worked out.
+
+    Both take the whole pool to compute; a caller that judges one server's
+    change at a time (ipwrapper.c ``update_quorum_state``) keeps them.
+    """
     # keepalived's quorum and hysteresis are unsigned ints: the thresholds wrap
     # (quorum 0 with hysteresis UINT_MAX never gains, and would be lost below 1).
     if quorum_up is None or not quorum_up:
@@ -324,11 +356,9 @@ def decide(
     sorry_active = vs.sorry_server is not None and not up
     members: list[Member] = []
     for rs in vs.real_servers:
-        h = rs_health(vs, rs, health)
-        if h.alive and not sorry_active:
-            members.append(Member(rs, real_weight(effective_weight(rs, h))))
-        elif inhibit(vs, rs):
-            members.append(Member(rs, 0))
+        weight = member_weight(vs, rs, rs_health(vs, rs, health), sorry_active)
+        if weight is not None:
+            members.append(Member(rs, weight))
     if vs.sorry_server is not None:
         s = vs.sorry_server
         if sorry_active:
@@ -414,12 +444,16 @@ __all__ = [
     "decide",
     "effective_quorum",
     "initial_health",
+    "live_share",
     "live_weight",
+    "member_weight",
     "misc_dynamic_health",
     "next_quorum",
+    "quorum_after",
     "real_weight",
     "rs_health",
     "rs_key",
+    "seen_health",
     "shared_after",
     "shared_dests",
     "shared_group",

@@ -8,7 +8,8 @@ diffs it against what it last applied, and sends the difference:
 - ``start``: read the kernel table back, flush it with ``lvs_flush``,
   set ``lvs_timeouts``, adopt what already matches and fix the rest;
 - ``transition``: a health change from the checkers (keys are
-  ``policy.rs_key``), ignored while ``ha_suspend`` holds the checkers;
+  ``policy.rs_key``), ignored while ``ha_suspend`` holds the checkers; one
+  server's change costs that server, not its pool (:meth:`Reconciler._change_one`);
 - ``reload``: a new configuration; health survives for servers that still
   exist (keepalived check_daemon.c ``migrate_checkers``), so an unchanged
   reload sends nothing and a changed weight one EDIT;
@@ -40,8 +41,8 @@ from pykeep.config.model import (
     VirtualServer,
 )
 
-from .desired import DesiredError, desired_table, service_keys, vs_entries
-from .diff import Op, diff
+from .desired import DesiredError, desired_table, dest_of, dest_port, service_keys, vs_entries
+from .diff import Op, OpKind, diff, same_dest
 from .policy import (
     Member,
     PoolDecision,
@@ -49,18 +50,24 @@ from .policy import (
     checkers_active,
     decide,
     dest_ident,
+    effective_hysteresis,
+    effective_quorum,
     forget_layouts,
     inhibit,
     initial_health,
+    live_share,
+    member_weight,
+    quorum_after,
     real_weight,
     rs_health,
     rs_key,
+    seen_health,
     shared_after,
     shared_dests,
     shared_group,
     stop_scripts,
 )
-from .table import ServiceKey, Table, copy_table
+from .table import Dest, DestKey, ServiceEntry, ServiceKey, Table, copy_table
 
 log = structlog.get_logger("ipvs")
 
@@ -73,6 +80,18 @@ class KernelLike(Protocol):
     def flush(self) -> None: ...
     def start_sync_daemon(self, d: LvsSyncDaemon, master: bool) -> None: ...
     def stop_sync_daemon(self, master: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one server's change needs of its virtual server, worked out once per configuration."""
+
+    skeys: tuple[ServiceKey, ...]  # its kernel services, in the order ``diff`` sends them
+    quorum: int  # effective_quorum: a sum over the whole pool
+    hysteresis: int
+    #: Servers whose destination another server of the pool, or the sorry
+    #: server, may also hold: their changes re-decide the pool.
+    crowded: frozenset[int]
 
 
 @dataclass
@@ -102,6 +121,13 @@ class Reconciler:
     #: A refused batch left ``applied`` as read back from the kernel: the next
     #: event re-syncs everything, whatever it says.
     _resync: bool = field(default=False, repr=False)
+    #: One server's change without re-deciding its pool (:meth:`_change_one`);
+    #: off, every change takes the full path (tests compare the two).
+    incremental: bool = field(default=True, repr=False)
+    #: Each virtual server's live weight as its last decision or change left
+    #: it (keyed by ``vs.key``, with the virtual server it was counted for).
+    _live: dict[str, tuple[VirtualServer, int]] = field(default_factory=dict, repr=False)
+    _plans: tuple[Config, dict[int, _Plan]] | None = field(default=None, repr=False)
 
     def _decisions(self, only: Collection[VirtualServer] | None = None) -> dict[str, PoolDecision]:
         """Each virtual server's pool (``only`` these, when given); quorum and scripts noted."""
@@ -113,6 +139,7 @@ class Reconciler:
                 d = self._arbitrate(vs, d, groups)
             out[vs.key] = d
             self.quorum[vs.key] = d.quorum_up
+            self._live[vs.key] = (vs, d.live_weight)
             for s in d.scripts:
                 self.pending_scripts.append(s)
         return out
@@ -167,7 +194,7 @@ class Reconciler:
         """Apply one server's command to the destination it shares, if it shares one."""
         if not shared_dests(vs):
             return
-        rs = self._server(vs, key)
+        rs = self.server(vs, key)
         if rs is None or shared_group(vs, rs) is None:
             return
         dkey = (vs.key, str(dest_ident(vs, rs)))
@@ -243,6 +270,10 @@ class Reconciler:
             # pool per result made start-up and reloads quadratic.
             self.health[key] = now
             return []
+        if self.incremental and vs is not None and services and not self._resync:
+            done = self._change_one(vs, services, key, was, now)
+            if done is not None:
+                return done
         self.health[key] = now
         owner = vs if vs is not None else self._owner(key)
         if owner is not None:
@@ -255,7 +286,7 @@ class Reconciler:
 
     def _assumed(self, vs: VirtualServer, key: str) -> RsHealth | None:
         """The health the last sync assumed for a server no checker has spoken for."""
-        rs = self._server(vs, key)
+        rs = self.server(vs, key)
         return None if rs is None else initial_health(vs, rs)
 
     def _owner(self, key: str) -> VirtualServer | None:
@@ -263,7 +294,7 @@ class Reconciler:
         vs_key = key.rsplit("/", 1)[0]
         return next((v for v in self.config.virtual_servers if v.key == vs_key), None)
 
-    def _server(self, vs: VirtualServer, key: str) -> RealServer | None:
+    def server(self, vs: VirtualServer, key: str) -> RealServer | None:
         """The real server of ``vs`` a health key names (a table built once per configuration)."""
         if self._servers is None or self._servers[0] is not self.config:
             servers = ((v, r) for v in self.config.virtual_servers for r in v.real_servers)
@@ -311,9 +342,123 @@ class Reconciler:
         want = dict(vs_entries(vs, self.config, d.members))
         current = {k: self.applied[k] for k in services if k in self.applied}
         ops = self._apply(diff(current, want, set()))
-        self.applied = {**self.applied, **want}
+        # In place: a copy of the whole table per change cost every entry of
+        # every virtual server.  Holders of ``applied`` copy it before a change
+        # (pykeep/lvs.py), and the entries replaced here are new objects.
+        self.applied.update(want)
         self.owned |= set(want)
         return ops
+
+    def _change_one(
+        self,
+        vs: VirtualServer,
+        services: frozenset[ServiceKey],
+        key: str,
+        was: RsHealth | None,
+        now: RsHealth,
+    ) -> list[Op] | None:
+        """One server's change at the cost of that server; None when its pool must be re-decided.
+
+        keepalived sends one command for the server that changed
+        (ipwrapper.c ``update_svr_checker_state``, ``perform_svr_state``) and
+        judges quorum on a running sum of live weights (``update_quorum_state``
+        after ``set_checker_state``/``update_svr_wgt`` moved it).  So does
+        this, when nothing else in the pool can move: the server shares its
+        destination with no other server nor the sorry server, and quorum
+        holds.  A quorum gained or lost (the sorry server in or out, the
+        quorum scripts), shared destinations, a table read back after a
+        refusal, a virtual server never decided: :meth:`_sync_one`, which
+        this must always equal (tests/test_lvs_transition_cost.py drives both).
+        """
+        rs = self.server(vs, key)
+        live = self._live.get(vs.key)
+        quorum_up = self.quorum.get(vs.key)
+        if rs is None or live is None or live[0] is not vs or quorum_up is None:
+            return None
+        plan = self._plan(vs, services)
+        if id(rs) in plan.crowded:
+            return None
+        before, after = seen_health(vs, rs, was), seen_health(vs, rs, now)
+        total = live[1] - live_share(rs, before) + live_share(rs, after)
+        if quorum_after(plan.quorum, plan.hysteresis, total, quorum_up) != quorum_up:
+            return None
+        entries: list[tuple[ServiceKey, ServiceEntry]] = []
+        for skey in plan.skeys:
+            entry = self.applied.get(skey)
+            if entry is None:
+                return None  # never added, or gone: the full diff adds the service
+            if rs.address.version == skey.family or skey.fwmark:
+                entries.append((skey, entry))
+        weight = member_weight(vs, rs, after, vs.sorry_server is not None and not quorum_up)
+        if weight is not None:
+            weight = self._pool_weight(vs, rs, weight)
+        # diff's order: deletions, edits, additions, each by service
+        dels: list[Op] = []
+        edits: list[Op] = []
+        adds: list[Op] = []
+        changes: list[tuple[ServiceEntry, DestKey, Dest | None]] = []
+        for skey, entry in entries:
+            dkey = DestKey(str(rs.address), dest_port(vs, rs, skey))  # dest_key, without a parse
+            have = entry.dests.get(dkey)
+            want = None if weight is None else dest_of(vs, rs, weight, skey)
+            if have == want:
+                continue
+            changes.append((entry, dkey, want))
+            if want is None:
+                dels.append(Op(OpKind.DEL_DEST, skey, entry.service, dkey, have))
+            elif have is None:
+                adds.append(Op(OpKind.ADD_DEST, skey, entry.service, dkey, want))
+            elif not same_dest(have, want):
+                edits.append(Op(OpKind.EDIT_DEST, skey, entry.service, dkey, want, have))
+        self.health[key] = now
+        self._live[vs.key] = (vs, total)
+        ops = self._apply(dels + edits + adds)
+        for entry, dkey, dest in changes:
+            if dest is None:
+                del entry.dests[dkey]
+            else:
+                entry.dests[dkey] = dest
+        return ops
+
+    def _pool_weight(self, vs: VirtualServer, rs: RealServer, weight: int) -> int:
+        """A pool member's weight; a subclass that adjusts ``_decisions`` adjusts it here too."""
+        return weight
+
+    def _plan(self, vs: VirtualServer, services: frozenset[ServiceKey]) -> _Plan:
+        """:class:`_Plan` of ``vs``, built once per configuration (it costs the pool)."""
+        if self._plans is None or self._plans[0] is not self.config:
+            self._plans = (self.config, {})
+        plans = self._plans[1]
+        plan = plans.get(id(vs))  # the configuration holds vs: its id stays its own
+        if plan is not None:
+            return plan
+        sorry = vs.sorry_server
+        everyone = (*vs.real_servers, *((sorry,) if sorry is not None else ()))
+        # shared_dests: their commands go through _shared_event and _arbitrate
+        crowded = {id(r) for group in shared_dests(vs) for r in group}
+        if sorry is not None:
+            # decide drops a member on the sorry server's address and port
+            # (check_data.c s_svr_duplicates_rs), whatever their forwarding.
+            crowded.update(id(r) for r in vs.real_servers if r.address == sorry.address)
+        # A destination's key depends on the service only through its family
+        # (fwmark services take both) and port (DR/TUN take the service's).
+        shapes = {(bool(k.fwmark), k.family, k.port): k for k in services}
+        for (fwmark, family, _), skey in shapes.items():
+            holders: dict[tuple[IPAddress, int], list[RealServer]] = {}
+            for r in everyone:
+                if fwmark or r.address.version == family:
+                    holders.setdefault((r.address, dest_port(vs, r, skey)), []).append(r)
+            for rss in holders.values():
+                if len(rss) > 1:
+                    crowded.update(id(r) for r in rss)
+        plan = _Plan(
+            skeys=tuple(sorted(services)),
+            quorum=effective_quorum(vs),
+            hysteresis=effective_hysteresis(vs),
+            crowded=frozenset(crowded),
+        )
+        plans[id(vs)] = plan
+        return plan
 
     def reload(self, config: Config) -> list[Op]:
         """Switch to ``config``; health of servers that remain is kept."""
@@ -323,6 +468,7 @@ class Reconciler:
         vs_keys = {v.key for v in config.virtual_servers}
         self.quorum = {k: q for k, q in self.quorum.items() if k in vs_keys}
         self.shared = {k: v for k, v in self.shared.items() if k[0] in vs_keys}
+        self._live = {}  # the sync below counts every virtual server again
         old_owned = set(self.owned)
         self.config = config
         return self._sync(self.applied, old_owned)

@@ -131,8 +131,10 @@ def op_event(op: Op, before: Table) -> str:
         return f"Adding service {rs} to VS {vs}" + (" (inhibited)" if w == 0 else "")
     if op.kind is OpKind.DEL_DEST:
         return f"Removing service {rs} from VS {vs}"
+    old = op.was  # the table ``before`` shares may have changed in place since
     old_entry = before.get(op.skey)
-    old = old_entry.dests.get(op.dkey) if old_entry is not None else None
+    if old is None and old_entry is not None:
+        old = old_entry.dests.get(op.dkey)
     new_w = op.dest.weight if op.dest is not None else 0
     old_w = old.weight if old is not None else 0
     if new_w == 0 and old_w != 0:
@@ -307,6 +309,10 @@ class DrainingReconciler(Reconciler):
             if members != d.members:
                 out[vs.key] = dataclasses.replace(d, members=members)
         return out
+
+    def _pool_weight(self, vs: VirtualServer, rs: RealServer, weight: int) -> int:
+        """A drained server at weight 0, for one server's change (as ``_decisions`` does)."""
+        return self.drained.effective_weight(vs, rs, weight) if self.drained.pairs else weight
 
 
 # --------------------------------------------------------------------------
@@ -604,6 +610,11 @@ class LvsService:
         for vs in self.config.virtual_servers:
             if not key.startswith(vs.key + "/"):
                 continue  # rs_key for every server of every service made each change O(N)
+            if self.config is self.reconciler.config:
+                rs = self.reconciler.server(vs, key)  # a table built once per configuration
+                if rs is not None:
+                    yield vs, rs
+                continue
             for rs in vs.real_servers:
                 if rs_key(vs, rs) == key:
                     yield vs, rs
@@ -915,8 +926,10 @@ class LvsService:
             dk = dest_key(rs.address, dest_port(vs, rs, sk))
             dkeys.append((sk, dk))
             entry = applied.get(sk)
-            if weight is None and entry is not None and dk in entry.dests:
-                weight = entry.dests[dk].weight
+            # one get: the kernel thread may be changing this entry in place
+            dest = None if entry is None else entry.dests.get(dk)
+            if weight is None and dest is not None:
+                weight = dest.weight
         entry_c = self._checked.get(key)
         checkers = tuple(
             status.CheckerStatus(

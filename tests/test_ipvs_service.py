@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from ipvs.diff import Op, OpKind, apply_ops
-from ipvs.policy import rs_key
+from ipvs.policy import RsHealth, rs_key
 from ipvs.service import Reconciler, run
 from ipvs.table import Proto, Service, ServiceEntry, ServiceKey, Table, copy_table
 from pykeep.config.model import (
@@ -137,13 +137,27 @@ def test_a_result_that_changes_nothing_syncs_nothing() -> None:
         return sync_one(vs, services)
 
     r._sync_one = counting  # type: ignore[method-assign]
+    changed: list[str] = []
+    change_one = r._change_one
+
+    def counting_one(
+        vs: VirtualServer,
+        services: frozenset[ServiceKey],
+        key: str,
+        was: RsHealth | None,
+        now: RsHealth,
+    ) -> list[Op] | None:
+        changed.append(key)
+        return change_one(vs, services, key, was, now)
+
+    r._change_one = counting_one  # type: ignore[method-assign]
     v = cfg.virtual_servers[0]
     keys = [rs_key(v, rs) for rs in v.real_servers]
     assert all(r.transition(k, True) == [] for k in keys)  # alive, as assumed
-    assert synced == []
+    assert synced == [] and changed == []
     assert kinds(r.transition(keys[1], False)) == ["del-dest"]
     assert r.transition(keys[1], False) == []  # the same again
-    assert synced == [v.key]
+    assert changed == [keys[1]] and synced == []  # one server's change, not its pool
 
 
 def test_reload_removes_dropped_virtual_server() -> None:
