@@ -30,12 +30,12 @@ import gc
 import json
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 from pykeep import rundir
 from pykeep.config.diagnostics import Severity
+from pykeep.memory import release_parser, return_free_heap
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -124,43 +124,6 @@ def unusable_at_start(result: Any) -> bool:
     if getattr(result, "aborted", False):
         return True
     return any(d.severity in (Severity.FILE_NOT_FOUND, Severity.FATAL) for d in result.diagnostics)
-
-
-#: The configuration modules whose objects a running daemon holds.
-_MODEL_MODULES = frozenset({"pykeep.config.model", "pykeep.config.diagnostics"})
-
-
-def release_parser() -> None:
-    """Let the configuration parser go once start-up holds the model it built.
-
-    The parser's modules and keyword tables are about 1 MiB of a VRRP
-    daemon's 26, and nothing that runs refers to them: the model and the
-    diagnostics are modules of their own, which stay.  Let go before the
-    logging and event-loop imports, their memory serves those.  A reload
-    imports the parser again (pykeep/ops/view.py ``config_loader``) and
-    keeps it.
-    """
-    gone = [
-        name
-        for name in sys.modules
-        if name == "pykeep.config" or name.startswith("pykeep.config.")
-        if name not in _MODEL_MODULES
-    ]
-    for name in gone:
-        del sys.modules[name]
-    sys.modules["pykeep"].__dict__.pop("config", None)
-    gc.collect()  # the modules are cycles of functions and their globals
-
-
-def return_free_heap() -> None:
-    """Give the C heap's free pages back to the kernel once start-up is done.
-
-    Start-up frees a good deal (the parser, the load's temporaries) and
-    glibc keeps those pages mapped: ``malloc_trim`` returns about 0.2 MiB of
-    a 25 MiB VRRP daemon.  Not glibc: nothing to do.
-    """
-    with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def unusable_for_reload(result: Any) -> bool:

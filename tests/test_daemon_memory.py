@@ -33,7 +33,7 @@ def test_parser_is_let_go_and_comes_back_for_a_reload(tmp_path: Path) -> None:
         f"""
         import gc, sys, weakref
         from pykeep import config as pkconfig
-        from pykeep.daemon import release_parser
+        from pykeep.memory import release_parser
         first = pkconfig.load({str(conf)!r}, None)
         model = sys.modules["pykeep.config.model"]
         parser = weakref.ref(sys.modules["pykeep.config.vrrp_parser"])
