@@ -10,10 +10,11 @@ from the kernel, never by asking the daemon:
   the master, SIGHUP -> reload applied (an extra VIP toggled on VI_1), and
   the correctness of every run (all VIPs on the master, none ever on the
   backup, no VIP of the master removed during the reloads);
-- a raw VRRP socket in the backup's namespace time-stamps every advert: the
-  spread of the master's first adverts (alignment) and each VRID's interval
-  minus advert_int (timer lateness on the wire, capture jitter included for
-  both daemons alike);
+- a raw VRRP socket in the backup's namespace time-stamps every advert with
+  the kernel's receive time (``SO_TIMESTAMPNS``: this process's reader
+  threads may read it hundreds of ms later): the spread of the master's
+  first adverts (alignment) and each VRID's interval minus advert_int
+  (timer lateness on the wire, for both daemons alike);
 - CPU (each thread's run time in ``/proc/PID/task/TID/schedstat``, in ns,
   so that 10 idle instances do not round to zero clock ticks) and RSS from
   ``/proc`` for each daemon and all its processes, and voluntary context
@@ -56,6 +57,7 @@ CLONE_NEWNET = 0x40000000
 RTMGRP_IPV4_IFADDR = 0x10
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
+SO_TIMESTAMPNS = 35  # asm-generic/socket.h; SCM_TIMESTAMPNS has the same value
 MASTER_ADDR = "10.99.0.11/24"
 BACKUP_ADDR = "10.99.0.12/24"
 EXTRA_VIP = "10.97.0.1"
@@ -145,23 +147,45 @@ class Watch:
             self._start(s, functools.partial(self._addr, node))
         raw = socket_in(rig.ns("b"), socket.AF_INET, socket.SOCK_RAW, 112)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        raw.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         mreq = struct.pack("4s4s", socket.inet_aton("224.0.0.18"), socket.inet_aton("10.99.0.12"))
         raw.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-        self._start(raw, self._advert)
+        self._start(raw, self._advert, stamped=True)
 
-    def _start(self, s: socket.socket, handle: Callable[[bytes, float], None]) -> None:
+    def _start(
+        self, s: socket.socket, handle: Callable[[bytes, float], None], *, stamped: bool = False
+    ) -> None:
+        """Read ``s`` in a thread; ``stamped``: date each datagram by the kernel's receive time.
+
+        This process's threads share one interpreter lock with the main
+        thread's polling: a datagram may wait a few hundred ms to be read
+        here, and ``time.monotonic()`` at the read would date it then.  The
+        kernel's ``SO_TIMESTAMPNS`` (realtime) is moved onto the monotonic
+        clock with an offset read when the reader starts.
+        """
         s.settimeout(0.2)
         self._socks.append(s)
+        offset = time.monotonic() - time.time()
+        space = socket.CMSG_SPACE(16)
 
         def loop() -> None:
             while not self._stop:
                 try:
-                    data = s.recv(1 << 16)
+                    if stamped:
+                        data, anc, _flags, _addr = s.recvmsg(1 << 16, space)
+                    else:
+                        data = s.recv(1 << 16)
                 except TimeoutError:
                     continue
                 except OSError:
                     return
-                handle(data, time.monotonic())
+                t = time.monotonic()
+                if stamped:
+                    for level, kind, value in anc:
+                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                            sec, nsec = struct.unpack("=qq", value[:16])
+                            t = sec + nsec / 1e9 + offset
+                handle(data, t)
 
         th = threading.Thread(target=loop, daemon=True)
         th.start()

@@ -9,8 +9,11 @@ The pure tests pin what the scale work relies on: one timer queue whose
 deadlines, moved later again and again (a backup hearing its master), never
 wake the process for nothing; missed deadlines that fire once, not once per
 missed period; GARP pacing that restarts after a long stop instead of
-sending the backlog at once; and stale-VIP removal that happens before the
-daemon loads its event loop, logging and netlink libraries.
+sending the backlog at once; stale-VIP removal that happens before the
+daemon loads its event loop, logging and netlink libraries; and (issue 14's
+first-advert spread) instances started together that begin at one time
+however slow their start-up, and timer passes whose adverts all leave
+before any instance's VIP work, in step even when a task is busy.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -33,14 +37,15 @@ import trio.testing
 
 from bench.bench_vrrp_scale import EXTRA_VIP, Watch, scale_conf, vip
 from pykeep.config import load_text
-from pykeep.config.model import Config, IPAddress, VrrpInstance
+from pykeep.config.model import Config, IPAddress, IPAddressSpec, VrrpInstance
 from sim.netns import Rig
 from tests.netns_vrrp import lan, router, until, workdir
 from vrrp import packet
 from vrrp import timer as timer_mod
-from vrrp.driver import instance_key
+from vrrp.driver import Env, _Run, instance_key
 from vrrp.garp import Announcer
 from vrrp.machine import (
+    AddVips,
     AdvertReceived,
     Event,
     MachineParams,
@@ -52,10 +57,12 @@ from vrrp.machine import (
     TrackerChanged,
     VrrpMachine,
 )
+from vrrp.notify import Notifier
 from vrrp.packet import Advert
 from vrrp.service import VrrpService
-from vrrp.socket import PoolSocket, Received, SocketKey, build_ipv4, parse_ipv4
+from vrrp.socket import PoolSocket, Received, SocketKey, SocketPool, build_ipv4, parse_ipv4
 from vrrp.timer import TimerQueue
+from vrrp.vip import Interface
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 255
@@ -566,3 +573,229 @@ def test_socket_repeat_path_only_for_the_same_bytes() -> None:
     feed(_datagram(payload, ip_id=8))
     feed(_datagram(payload, ip_id=9))
     assert (len(full), len(repeats)) == (6, 3)
+
+
+# ---------------------------------------------------------------- start-up and the timer pass
+#
+# Issue 14's first-advert spread: instances started together must begin at one
+# time however slow their start-up, and the adverts of one timer pass must
+# leave together, before any instance's VIP work.  The instances below run in
+# the real driver and service code over a fake link, send socket and VIP
+# table that write into one shared record, under trio's MockClock.
+
+
+class _Silent:
+    def info(self, _msg: str) -> None: ...
+    def warning(self, _msg: str) -> None: ...
+    def error(self, _msg: str) -> None: ...
+
+
+class _Tx:
+    """The send socket: records the VRID of every advert sent.
+
+    ``refuse_first``: the kernel's buffer is full for each VRID's first advert.
+    """
+
+    refuse_first = False
+
+    def __init__(self, record: list[tuple[str, int]]) -> None:
+        self.record = record
+        self.refused: set[int] = set()
+
+    def sendto(self, data: bytes, _flags: int, _addr: tuple[str, int]) -> int:
+        vrid = data[20 + 1]  # after a 20-byte IPv4 header
+        if self.refuse_first and vrid not in self.refused:
+            self.refused.add(vrid)
+            raise BlockingIOError
+        self.record.append(("advert", vrid))
+        return len(data)
+
+
+class _Pool(SocketPool):
+    """One fake send socket per key; ``on_subscribe`` runs as each instance subscribes."""
+
+    def __init__(self, record: list[tuple[str, int]], on_subscribe: Callable[[], None]) -> None:
+        super().__init__()
+        self.record = record
+        self.on_subscribe = on_subscribe
+
+    def subscribe(
+        self, key: SocketKey, ifindex: int, group: IPAddress, vrid: int, *_a: Any, **_k: Any
+    ) -> PoolSocket:
+        self.on_subscribe()
+        ps = self.sockets.get(key)
+        if ps is None:
+            tx = _Tx(self.record)
+            ps = PoolSocket(key, ifindex, group, rx=None, tx=tx)  # type: ignore[arg-type]
+            self.sockets[key] = ps
+        return ps
+
+    def unsubscribe(self, key: SocketKey, vrid: int) -> None:
+        pass
+
+
+class _Netlink:
+    """eth0 with the master's address; VIPs added are recorded by their last octet."""
+
+    def __init__(self, record: list[tuple[str, int]]) -> None:
+        self.record = record
+        self.eth0 = Interface("eth0", 2, bytes(6), True, IPv4Address("10.99.0.11"), None)
+        self.on_add: Callable[[], None] = lambda: None
+
+    def refresh(self) -> None:
+        pass
+
+    def interface(self, name: str) -> Interface | None:
+        return self.eth0 if name == "eth0" else None
+
+    def add_address(self, spec: IPAddressSpec, _ifname: str | None) -> None:
+        self.record.append(("vip", int(spec.address.ip.packed[-1])))
+        self.on_add()
+
+    def del_address(self, spec: IPAddressSpec, _ifname: str | None) -> None:
+        pass
+
+
+class _Announcer:
+    async def announce(self, _vips: list[IPAddress], _count: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _run_batch(
+    conf: str,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    setup_cost: float = 0.0,
+    until: Callable[[VrrpService], float] | None = None,
+    then: Callable[[VrrpService, trio.testing.MockClock], Awaitable[None]] | None = None,
+) -> tuple[VrrpService, list[tuple[str, int]], float]:
+    """Start every instance of ``conf`` as one batch; each subscribe costs ``setup_cost`` s.
+
+    Returns the service, the record (machines' timer decisions, adverts, VIPs
+    added) up to ``until(service)`` (trio time; default: right after start)
+    or the end of ``then``, and the time of the last subscribe.
+    """
+    result = load_text(conf, "k.conf", interface_exists=lambda _n: True)
+    assert not result.aborted, result.diagnostics
+    config = result.config
+    record: list[tuple[str, int]] = []
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    last = [0.0]
+    service = VrrpService(config)
+
+    def subscribed() -> None:
+        clock.jump(setup_cost)  # the instance's share of a slow start-up
+        last[0] = trio.current_time()
+
+    class Machine(VrrpMachine):
+        def handle(self, event: Event, now: float) -> list[Any]:
+            if isinstance(event, TimerFired):
+                record.append(("decide", self.params.vrid))
+            return super().handle(event, now)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.timers.run)
+            env = Env(
+                netlink=_Netlink(record),  # type: ignore[arg-type]
+                pool=_Pool(record, subscribed),
+                notifier=Notifier(nursery),
+                log=_Silent(),
+                announcers={"eth0": _Announcer()},  # type: ignore[dict-item]
+                timers=service.timers,
+            )
+            service._nursery, service._env = nursery, env
+            await service._start_instances(config, list(config.vrrp_instances))
+            if until is not None:
+                await trio.sleep_until(until(service))
+            if then is not None:
+                await then(service, clock)
+            nursery.cancel_scope.cancel()
+
+    monkeypatch.setattr("vrrp.driver.VrrpMachine", Machine)
+    trio.run(main, clock=clock)
+    return service, record, last[0]
+
+
+def test_a_slow_start_up_still_starts_every_instance_at_one_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """40 instances whose start-up takes 1.2 s (a loaded host) all date their timers
+    from one time, after the last of them listens (vrrp_scheduler.c
+    vrrp_dispatcher_init: sockets first, then one vrrp_init_sands pass): their
+    adverts will leave together, and none loses any of its first Master_Down_Interval."""
+    n = 40
+    service, _record, last = _run_batch(scale_conf(n, 150), monkeypatch, setup_cost=0.03)
+    machines = [d.machine for d in service.drivers.values()]
+    assert len(machines) == n and last >= 1.2
+    deadlines = {m.timers[TimerKind.MASTER_DOWN] for m in machines}
+    assert len(deadlines) == 1, sorted(deadlines)
+    assert deadlines.pop() >= last + machines[0].master_down_interval
+
+
+def _unicast(conf: str) -> str:
+    peer = "    unicast_src_ip 10.99.0.11\n    unicast_peer {\n        10.99.0.12\n    }\n"
+    return conf.replace("    advert_int 1\n", "    advert_int 1\n" + peer)
+
+
+@pytest.mark.parametrize("mode", ["multicast", "unicast", "buffer-full"])
+def test_one_pass_sends_every_advert_before_any_vip(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the Master_Down timers of 40 instances fire in one pass, every instance
+    decides, then every advert leaves, then the VIPs are added: the adverts of the
+    pass leave back to back (multicast ones at the pass's end, unicast ones from
+    each instance's task), never one instance's VIP work apart.  Each instance's
+    own order stays keepalived's: its decision, its advert, its VIPs
+    (vrrp.c vrrp_state_goto_master, then vrrp_state_become_master).  Adverts
+    the kernel refuses at the pass's end (its buffer full) are sent by their
+    tasks, still before any VIP."""
+    n = 40
+    conf = scale_conf(n, 150)
+    if mode == "unicast":
+        conf = _unicast(conf)
+    monkeypatch.setattr(_Tx, "refuse_first", mode == "buffer-full")
+
+    def after_master_down(service: VrrpService) -> float:
+        (at,) = {d.machine.timers[TimerKind.MASTER_DOWN] for d in service.drivers.values()}
+        return at + 0.5  # the pass and the tasks after it; the next advert is 1 s on
+
+    service, record, _last = _run_batch(conf, monkeypatch, until=after_master_down)
+    assert all(d.state.value == "MASTER" for d in service.drivers.values())
+    kinds = [kind for kind, _vrid in record]
+    assert kinds == ["decide"] * n + ["advert"] * n + ["vip"] * n, kinds
+    for kind in ("decide", "advert", "vip"):
+        assert sorted(vrid for k, vrid in record if k == kind) == list(range(1, n + 1))
+
+
+def test_a_pass_finding_work_queued_keeps_the_instance_in_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A timer pass that finds an instance's task with work still queued (the GARP
+    burst handed over a moment before) has that instance fire at the pass's time, as
+    the others fire inline: the masters due together stay together, where firing at
+    the task's later turn would set its adverts apart for good."""
+    n = 5
+
+    async def then(service: VrrpService, clock: trio.testing.MockClock) -> None:
+        drivers = list(service.drivers.values())
+        (down,) = {d.machine.timers[TimerKind.MASTER_DOWN] for d in drivers}
+        await trio.sleep_until(down + 0.5)  # every instance is master
+        (due,) = {d.machine.timers[TimerKind.ADVERT] for d in drivers}
+        await trio.sleep_until(due - 0.1)
+        clock.jump(0.1)  # the next adverts are due; the queue has not run yet
+        slow = drivers[0]
+        netlink = slow.env.netlink
+        netlink.on_add = lambda: clock.jump(0.005)  # type: ignore[attr-defined]
+        slow.feed_nowait(_Run([AddVips()]))  # work handed over, not yet taken
+        assert service.timers.fire_due(trio.current_time()) == n
+        await trio.sleep(0.5)  # the task takes its work, then the deadline
+        deadlines = {d.machine.timers[TimerKind.ADVERT] for d in drivers}
+        assert len(deadlines) == 1, sorted(deadlines)
+        assert deadlines.pop() == pytest.approx(due + 1.0)
+
+    _service, record, _last = _run_batch(scale_conf(n, 150), monkeypatch, then=then)
+    assert [k for k, _v in record].count("advert") == 2 * n

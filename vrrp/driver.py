@@ -15,7 +15,11 @@ this module only moves things in and out of it:
 - actions are executed in the order the machine returned them: advert out,
   VIPs in (netlink), GARP bursts (background task, paced), notify scripts
   (background tasks, never awaited), and the state-change log line in
-  keepalived's words.
+  keepalived's words;
+- instances started together begin at one time, once all of them listen
+  (:class:`StartBatch`), and the adverts of one timer pass leave back to
+  back at its end, before any instance's VIP work: 255 instances' adverts
+  leave within milliseconds of each other, every interval (issue 14).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import dataclasses
 import functools
 import ipaddress
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -74,7 +79,7 @@ from vrrp.machine import (
     track_file_effect,
 )
 from vrrp.notify import Notifier, NotifyTarget, priority_changes_wanted
-from vrrp.socket import PoolSocket, Received, SocketKey, SocketPool
+from vrrp.socket import Datagram, PoolSocket, Received, SocketKey, SocketPool
 from vrrp.syncgroup import GroupNotify, SyncGroup
 from vrrp.timer import DUE_SLACK, TimerQueue
 from vrrp.vip import Interface, Netlink, VipSet
@@ -87,9 +92,6 @@ if TYPE_CHECKING:  # imported when a configuration uses them (start-up cost)
 
 #: bound on adverts queued for one instance; beyond it they are dropped and counted
 QUEUE_DEPTH = 256
-#: how far an instance's start may be dated back to its batch's, in advert
-#: intervals: its first Master_Down_Interval keeps at least 2.5 of them
-EPOCH_SLACK = 0.5
 
 #: the tracker key under which ``ctl failover`` holds the priority down
 FAILOVER_TRACKER = "ctl:failover"
@@ -106,7 +108,17 @@ class TransitionRecord:
 
 
 class _Wake:
-    """Queue marker: no event, just recompute the next deadline."""
+    """Queue marker: no event, just fire what is due and recompute the next deadline.
+
+    ``at``: the time of the timer pass that found the task with work queued
+    (see :meth:`InstanceDriver._pass_time`); None: another task moved the
+    deadlines.
+    """
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float | None = None) -> None:
+        self.at = at
 
 
 _WAKE = _Wake()
@@ -117,8 +129,66 @@ class _Run:
 
     __slots__ = ("actions",)
 
-    def __init__(self, actions: list[Action]) -> None:
+    def __init__(self, actions: list[Action | _Staged]) -> None:
         self.actions = actions
+
+
+class _Staged:
+    """An advert built during a timer pass, sent at the pass's end (TimerQueue.at_pass_end).
+
+    It heads the instance's queued actions, so that the task, should the
+    kernel have refused it, sends it before the VIP work that follows.
+    """
+
+    __slots__ = ("datagram", "queued", "sent", "sock")
+
+    def __init__(self, sock: PoolSocket, datagram: Datagram) -> None:
+        self.sock = sock
+        self.datagram = datagram
+        self.sent = False
+        self.queued = False  # heads a _Run already
+
+
+class StartBatch:
+    """Instances started together: each sets up, then all begin at one time.
+
+    keepalived opens every instance's socket first, then dates every
+    instance's timers in one pass (vrrp_scheduler.c vrrp_dispatcher_init:
+    vrrp_open_sockpool, then vrrp_register_workers -> vrrp_init_state,
+    vrrp_init_sands), so their adverts leave aligned, and none loses any of
+    its first Master_Down_Interval to the others' start-up, however slow.
+    The service starts each driver up to :meth:`begin`'s point, then
+    begins them all with one time and waits until every one has taken it.
+    """
+
+    def __init__(self) -> None:
+        self.at = 0.0
+        self._go = trio.Event()
+        self._waiting = 0  # instances joined that have not started yet
+        self._all = trio.Event()
+
+    def join(self) -> None:
+        self._waiting += 1
+
+    def begin(self, now: float) -> None:
+        """Every instance of the batch starts at ``now`` (once; later calls change nothing)."""
+        if not self._go.is_set():
+            self.at = now
+            self._go.set()
+
+    async def start_time(self) -> float:
+        await self._go.wait()
+        return self.at
+
+    def arrived(self) -> None:
+        """One instance has started (or left before it could)."""
+        self._waiting -= 1
+        if self._waiting <= 0:
+            self._all.set()
+
+    async def all_started(self) -> None:
+        if self._waiting > 0:
+            await self._all.wait()
 
 
 @dataclass
@@ -132,8 +202,8 @@ class Env:
     announcers: dict[str, Announcer] = field(default_factory=dict)
     #: the one timer source of all instances (run by the service)
     timers: TimerQueue = field(default_factory=TimerQueue)
-    #: the trio time at which a batch of instances starts, so their adverts align
-    epoch: float | None = None
+    #: the instances being started together (set by the service while it starts them)
+    batch: StartBatch | None = None
     #: the end of global vrrp_startup_delay (set once, at the first start)
     startup_until: float | None = None
     #: subscribe(kind, name, callback) -> unsubscribe; kind "if", "script", "file"
@@ -237,6 +307,12 @@ class InstanceDriver:
         self._repeatable: tuple[AdvertReceived, packet.ReceiveParams] | None = None
         self._nursery: trio.Nursery | None = None
         self._done = trio.Event()
+        #: the batch this instance starts with (None: it starts on its own)
+        self._batch = env.batch
+        #: the latest time the machine was handed by this task
+        self._seen = -math.inf
+        if self._batch is not None:
+            self._batch.join()
         self.target = NotifyTarget("INSTANCE", inst.name, inst.notify, inst.smtp_alert)
         #: the last EnterState seen, and how many there were since start
         self.last_transition: TransitionRecord | None = None
@@ -383,28 +459,51 @@ class InstanceDriver:
     def _can_inline(self) -> bool:
         return not self._busy and self.coord is None and self._queued == 0
 
-    def _inline(self, actions: list[Action]) -> None:
+    def _inline(self, actions: list[Action], *, staged: bool = False) -> None:
+        """Execute what needs no task; queue the rest, in order, for the task.
+
+        ``staged`` (a timer pass): the first advert is built now and sent at
+        the pass's end (:meth:`TimerQueue.at_pass_end`), with every other
+        advert of the pass; what follows it (VIPs, GARPs, notify) waits for
+        the task, which runs after the pass.  This instance has decided
+        before its advert leaves, and all due adverts leave before any
+        instance's VIP work, as in keepalived's order (vrrp.c
+        vrrp_state_goto_master: the advert, then vrrp_state_become_master).
+        """
         m = self.machine
         i = 0
+        head: _Staged | None = None
         while i < len(actions):
             action = actions[i]
-            # Timer actions only echo ``machine.timers``, which is read below.
-            if not isinstance(action, (ScheduleTimer, CancelTimer)) and not (
-                isinstance(action, SendAdvert) and self._send_advert_nowait(action.priority)
-            ):
+            if isinstance(action, SendAdvert):
+                if not staged:
+                    if not self._send_advert_nowait(action.priority):
+                        break
+                elif head is not None:
+                    break  # a second advert: after the first, by the task
+                else:
+                    head = self._stage_advert(action.priority)
+                    if head is None:
+                        break
+            elif not isinstance(action, (ScheduleTimer, CancelTimer)):
+                # Timer actions only echo ``machine.timers``, which is read below.
                 break
             i += 1
         if i < len(actions):
-            self.feed_nowait(_Run(actions[i:]))
+            rest: list[Action | _Staged] = list(actions[i:])
+            if head is not None:
+                head.queued = True
+                rest.insert(0, head)
+            self.feed_nowait(_Run(rest))
         self._timer.set(min(m.timers.values(), default=None))
 
     def _on_timer(self) -> None:
         """The timer queue's callback: this instance's earliest deadline has come."""
         if not self._can_inline():
-            self.wake()
+            self.wake(self.env.timers.now)
             return
         # The queue's pass time, shared by every deadline of the pass (vrrp/timer.py).
-        self._inline(self._fire_due(self.env.timers.now))
+        self._inline(self._fire_due(self.env.timers.now), staged=True)
 
     def _fire_due(self, now: float) -> list[Action]:
         """Whatever is overdue fires once, however late we are (after SIGSTOP/SIGCONT):
@@ -413,6 +512,7 @@ class InstanceDriver:
         fires at its own time: the machine takes it as current, not stale."""
         m = self.machine
         out: list[Action] = []
+        self._seen = max(self._seen, now)
         for kind, at in sorted(m.timers.items(), key=lambda kv: kv[1]):
             if at <= now + DUE_SLACK and kind in m.timers:
                 out.extend(m.handle(TimerFired(kind), max(now, at)))
@@ -649,20 +749,16 @@ class InstanceDriver:
                     )
                 for ev in self._initial_trackers():
                     await self._handle(ev)
-                # One start time for the whole batch: adverts leave aligned, as
-                # keepalived's do after its one init pass.  Never more than
-                # half an advert interval before this instance could hear
-                # anything: a slow start-up must not eat its first
-                # Master_Down_Interval (3 intervals + skew).
-                now = trio.current_time()
-                epoch = self.env.epoch
-                slack = EPOCH_SLACK * self.params.adver_int
-                start = now if epoch is None else max(epoch, now - slack)
-                await self._handle(Start(self.env.startup_until), start)
+                # Listening now; the machine starts with the rest of its batch.
                 task_status.started()
+                batch = self._batch
+                start = trio.current_time() if batch is None else await batch.start_time()
+                await self._handle(Start(self.env.startup_until), start)
+                self._leave_batch()
                 await self._serve()
                 nursery.cancel_scope.cancel()
         finally:
+            self._leave_batch()
             self._timer.cancel()
             for unsub in self._unsubs:
                 unsub()
@@ -697,14 +793,14 @@ class InstanceDriver:
             self._busy = True
             now = trio.current_time()
             if isinstance(event, _Run):
-                for action in event.actions:
-                    await self._do(action)
+                await self._do_all(event.actions)
                 continue
             if isinstance(event, _Wake):
                 # The timer queue's deadline, or a sync-group sibling moved our timers.
+                if event.at is not None:
+                    now = self._pass_time(event.at, now)
                 if self.coord is None:
-                    for action in self._fire_due(now):
-                        await self._do(action)
+                    await self._do_all(self._fire_due(now))
                     continue
                 for kind, at in sorted(m.timers.items(), key=lambda kv: kv[1]):
                     if at <= now + DUE_SLACK and kind in m.timers:
@@ -714,11 +810,33 @@ class InstanceDriver:
             if isinstance(event, AdminStop):
                 return
 
-    def wake(self) -> None:
-        """Re-read the timers: another task changed this machine's deadlines."""
+    def _leave_batch(self) -> None:
+        if self._batch is not None:
+            self._batch.arrived()
+            self._batch = None
+
+    def wake(self, at: float | None = None) -> None:
+        """Re-read the timers: another task changed this machine's deadlines
+        (``at``: the timer pass found them due while this task had work queued)."""
         with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
-            self._send.send_nowait(_WAKE)
+            self._send.send_nowait(_WAKE if at is None else _Wake(at))
             self._queued += 1
+
+    def _pass_time(self, at: float, now: float) -> float:
+        """When deadlines a timer pass found due, while this task had work queued, fire.
+
+        At the pass's own time, as inline (vrrp/timer.py ``fire_due``): a
+        task still handing over a moment ago's work (a GARP burst due a
+        millisecond before the advert) must not date its next advert from
+        its own later turn, or the masters due together drift apart, for
+        good.  Never before a time the machine has already been given, and
+        the present once the task is over half an advert interval late (the
+        machine re-arms from now, as after a stop: missed periods never
+        queue up).
+        """
+        if now - at > 0.5 * self.params.adver_int:
+            return now
+        return max(at, self._seen)
 
     async def stop(self) -> None:
         """Leave cleanly: priority-0 advert, VIPs removed, notify_stop; then return."""
@@ -801,15 +919,38 @@ class InstanceDriver:
     async def _handle(self, event: Event, now: float | None = None) -> None:
         if now is None:
             now = trio.current_time()
+        self._seen = max(self._seen, now)
         if self.coord is not None:
             await self.coord.handle(self, event, now)
             return
-        for action in self.machine.handle(event, now):
+        await self._do_all(self.machine.handle(event, now))
+
+    async def _do_all(self, actions: list[Action] | list[Action | _Staged]) -> None:
+        """Execute actions in order; yield once after an advert this task sent before VIPs.
+
+        Instances whose deadlines fired in one pass but whose adverts only
+        their task can send (unicast, IPv6, AH, sync groups, a busy task)
+        run in one scheduler batch: yielding after the send lets each of
+        them send before any adds its VIPs, the inline path's order.
+        """
+        for k, action in enumerate(actions):
+            sends = isinstance(action, SendAdvert) or (
+                isinstance(action, _Staged) and not action.sent
+            )
             await self._do(action)
+            if sends and any(isinstance(a, AddVips) for a in actions[k + 1 :]):
+                await trio.lowlevel.checkpoint()
 
     async def _do(self, action: object) -> None:
         if isinstance(action, SendAdvert):
             await self._send_advert(action.priority)
+        elif isinstance(action, _Staged):
+            if not action.sent:  # the kernel refused it at the pass's end
+                try:
+                    await action.sock.send_datagram(action.datagram)
+                except (OSError, trio.ClosedResourceError) as exc:
+                    self.log.info(f"({self.name}) send advert error: {exc!r}")
+                action.sent = True
         elif isinstance(action, AddVips):
             await self._firewall_drop(True)
             for err in self.vips.up():
@@ -857,9 +998,43 @@ class InstanceDriver:
 
     def _send_advert_nowait(self, priority: int) -> bool:
         """Send a multicast advert without waiting; False when only the task may send it."""
+        built = self._build_advert(priority)
+        if built is None:
+            return False
+        sock, datagram, ip_id = built
+        try:
+            if not sock.sendto_nowait(datagram):
+                return False
+        except OSError as exc:
+            self.log.info(f"({self.name}) send advert error: {exc!r}")
+        self.ip_id = ip_id
+        return True
+
+    def _stage_advert(self, priority: int) -> _Staged | None:
+        """Build the advert now, send it at the end of the timer pass; None: the task sends it."""
+        built = self._build_advert(priority)
+        if built is None:
+            return None
+        sock, datagram, self.ip_id = built
+        staged = _Staged(sock, datagram)
+        self.env.timers.at_pass_end(functools.partial(self._send_staged, staged))
+        return staged
+
+    def _send_staged(self, staged: _Staged) -> None:
+        try:
+            staged.sent = staged.sock.sendto_nowait(staged.datagram)
+        except OSError as exc:
+            staged.sent = True  # consumed, as _send_advert_nowait does
+            self.log.info(f"({self.name}) send advert error: {exc!r}")
+        if not staged.sent and not staged.queued:
+            staged.queued = True
+            self.feed_nowait(_Run([staged]))
+
+    def _build_advert(self, priority: int) -> tuple[PoolSocket, Datagram, int] | None:
+        """A multicast IPv4 advert ready to send, with its IP id; None: the task sends it."""
         sock, inst = self._socket, self.inst
         if not isinstance(sock, PoolSocket) or self.src is None or inst.is_unicast or priority == 0:
-            return False
+            return None
         dst = mcast_group(inst, self.config)
         # An instance sends the same VRRP part every second: encode it once per
         # priority and parameter set (a reload brings new params, a new entry).
@@ -870,13 +1045,8 @@ class InstanceDriver:
             payload = packet.encode(self.params.advert(priority), src=self.src, dst=dst)
             self._advert_cache = (priority, self.params, dst, payload)
         ip_id = self.ip_id % 0xFFFF + 1
-        try:
-            if not sock.send_nowait(payload, src=self.src, dst=dst, ttl=255, ip_id=ip_id):
-                return False
-        except OSError as exc:
-            self.log.info(f"({self.name}) send advert error: {exc!r}")
-        self.ip_id = ip_id
-        return True
+        datagram = sock.datagram(payload, src=self.src, dst=dst, ttl=255, ip_id=ip_id)
+        return None if datagram is None else (sock, datagram, ip_id)
 
     async def _send_advert(self, priority: int) -> None:
         if self._socket is None or self.src is None:
@@ -1042,7 +1212,8 @@ class SyncCoord:
 
     async def handle(self, origin: InstanceDriver, event: Event, now: float) -> None:
         touched: set[str] = set()
-        for name, action in self.group.handle(origin.name, event, now):
+        actions = self.group.handle(origin.name, event, now)
+        for k, (name, action) in enumerate(actions):
             if isinstance(action, GroupNotify):
                 self.notifier.notify(self.target, action.state.value, None)
                 continue
@@ -1051,5 +1222,10 @@ class SyncCoord:
                 continue
             touched.add(name)
             await driver._do(action)
+            if isinstance(action, SendAdvert) and any(
+                n == name and isinstance(a, AddVips) for n, a in actions[k + 1 :]
+            ):
+                # as InstanceDriver._do_all: other groups' adverts before our VIPs
+                await trio.lowlevel.checkpoint()
         for name in touched - {origin.name}:
             self.drivers[name].wake()

@@ -10,6 +10,9 @@ vrrp_daemon.c ``start_vrrp``/``reload_vrrp_thread``, vrrp.c ``vrrp_exist``,
 - links and addresses are read in one dump each for all instances, and one
   timer queue (:mod:`vrrp.timer`) wakes every instance: N instances cost
   neither N netlink lookups nor N kernel timers;
+- the instances of a start (or of a reload's additions) all listen first,
+  then all start at one time (vrrp/driver.py ``StartBatch``), so that their
+  timers fire, and their adverts leave, together;
 - trackers shared by several instances (links, vrrp_scripts, track files)
   run once and fan out to the instances that use them;
 - on reload, old and new instances are matched by VRID, family, interface
@@ -32,7 +35,7 @@ import trio
 
 from pykeep import log as pklog
 from pykeep.config.model import Config, VrrpInstance, VrrpScript, VrrpTrackFile
-from vrrp.driver import Env, InstanceDriver, SyncCoord, instance_key
+from vrrp.driver import Env, InstanceDriver, StartBatch, SyncCoord, instance_key
 from vrrp.links import leftover_candidates, remove_leftovers
 from vrrp.machine import PRIO_OWNER, State
 from vrrp.notify import Notifier, NotifyTarget
@@ -316,12 +319,16 @@ class VrrpService:
         assert self._nursery is not None and self._env is not None
         # One link and one address dump serve every instance of the batch.
         self._env.netlink.refresh()
-        self._env.epoch = trio.current_time()
+        # Every instance listens first, then all start at one time (StartBatch).
+        batch = self._env.batch = StartBatch()
         new: dict[str, InstanceDriver] = {}
-        for inst in instances:
-            driver = InstanceDriver(self._tracked(inst, config, log=True), config, self._env)
-            self.drivers[driver.key] = driver
-            new[inst.name] = driver
+        try:
+            for inst in instances:
+                driver = InstanceDriver(self._tracked(inst, config, log=True), config, self._env)
+                self.drivers[driver.key] = driver
+                new[inst.name] = driver
+        finally:
+            self._env.batch = None
         for group in config.vrrp_sync_groups:
             members = {n: new[n] for n in group.group if n in new}
             if members and len(members) == len([n for n in group.group if config.instance(n)]):
@@ -330,7 +337,8 @@ class VrrpService:
             for driver in new.values():
                 await self._nursery.start(driver.run)
         finally:
-            self._env.epoch = None
+            batch.begin(trio.current_time())
+        await batch.all_started()
 
     def _notify_order(self) -> Callable[[NotifyTarget, str], tuple[int, int]]:
         """keepalived's notify order in its start-up and stop passes (Notifier.hold).

@@ -41,7 +41,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import NamedTuple, cast
 
 import trio
 
@@ -68,6 +68,14 @@ class Received:
     ttl: int | None  # IPv4 TTL or IPv6 hop limit; None when the kernel did not say
     ip_total_length: int | None = None  # IPv4 header's total length, for decode()
     ip_header_length: int = 20
+
+
+class Datagram(NamedTuple):
+    """An IPv4 advert built for the send socket: bytes, send flags, destination."""
+
+    data: bytes
+    flags: int
+    addr: tuple[str, int]
 
 
 @frozen_dataclass
@@ -272,14 +280,23 @@ class PoolSocket:
     def send_nowait(
         self, payload: bytes, *, src: IPAddress, dst: IPAddress, ttl: int, ip_id: int
     ) -> bool:
-        """Send one IPv4 advert if the kernel takes it now; False otherwise (nothing sent).
+        """Send one IPv4 advert if the kernel takes it now; False otherwise (nothing sent)."""
+        datagram = self.datagram(payload, src=src, dst=dst, ttl=ttl, ip_id=ip_id)
+        return datagram is not None and self.sendto_nowait(datagram)
+
+    def datagram(
+        self, payload: bytes, *, src: IPAddress, dst: IPAddress, ttl: int, ip_id: int
+    ) -> Datagram | None:
+        """One IPv4 advert ready for :meth:`sendto_nowait`; None for IPv6 (use :meth:`send`).
 
         The header differs between two adverts of an instance only in its id
         and checksum: both are patched into a cached template (the checksum
         from a cached partial sum), which is a fifth of building it anew.
+        Building apart from sending lets the timer pass build every due
+        advert first and then send them back to back (vrrp/driver.py).
         """
         if self.key.family != 4:
-            return False
+            return None
         flags = socket.MSG_DONTROUTE if self.key.unicast_src is None else 0
         ck = (src, dst, ttl, len(payload))
         cached = self._headers.get(ck)
@@ -299,11 +316,20 @@ class PoolSocket:
         total = (total & 0xFFFF) + (total >> 16)
         struct.pack_into("!H", header, 4, ip_id)
         struct.pack_into("!H", header, 10, ~total & 0xFFFF)
+        return Datagram(bytes(header) + payload, flags, addr)
+
+    def sendto_nowait(self, datagram: Datagram) -> bool:
+        """Hand a built datagram to the kernel; False when its buffer is full (nothing sent)."""
         try:
-            self.tx.sendto(bytes(header) + payload, flags, addr)
+            self.tx.sendto(datagram.data, datagram.flags, datagram.addr)
         except BlockingIOError:
             return False
         return True
+
+    async def send_datagram(self, datagram: Datagram) -> None:
+        """Send a built datagram, waiting while the kernel's buffer is full."""
+        while not self.sendto_nowait(datagram):
+            await trio.lowlevel.wait_writable(self.tx)
 
     async def send(
         self,
