@@ -165,8 +165,15 @@ def _validate_vrrp(p: Parser, interface_exists: InterfaceExists) -> None:
     # A missing interface stops the VRRP process before any other check.
     if not g.get("dynamic_interfaces"):
         bad = st.interface_missing
+        # One look per name: 255 instances on eth0 are one interface (a sysfs
+        # look-up in a namespace was half a 255-instance reload's parse).
+        known: dict[str, bool] = {}
         for name, loc, what in st.interface_refs:
-            if what == "lvs_sync_daemon" or interface_exists(name):
+            if what == "lvs_sync_daemon":
+                continue
+            if name not in known:
+                known[name] = interface_exists(name)
+            if known[name]:
                 continue
             bad = True
             if what == "track_interface":
