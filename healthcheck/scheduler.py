@@ -157,9 +157,23 @@ def build_checker(
     return checker, target, timing
 
 
+def step_count(checker: Checker) -> int:
+    """How many steps one attempt walks: ``steps`` of a :class:`MultiStepChecker`, else 1.
+
+    The same test as ``isinstance(checker, MultiStepChecker)`` (every member of
+    the protocol present), without it: isinstance against a runtime-checkable
+    Protocol walks the protocol's members on every call, and cost a visible
+    share of a 10,000-server start-up, once per real server and wrapper.
+    """
+    if getattr(checker, "check", None) is None or getattr(checker, "check_step", None) is None:
+        return 1
+    steps = getattr(checker, "steps", None)
+    return steps if isinstance(steps, int) else 1
+
+
 async def attempt(checker: Checker, target: Target, timeout: float, step: int = 0) -> Result:
     """One guarded attempt: never raises (except cancellation), never outlives its guard."""
-    multi = isinstance(checker, MultiStepChecker) and checker.steps > 1
+    multi = step_count(checker) > 1
     return await _attempt(checker, target, timeout, step, multi)
 
 
@@ -218,23 +232,42 @@ class Scheduler:
         names: list[str] | None = None,
     ) -> None:
         """Lower-level :meth:`add`: already built checkers (tests, plugins, bench)."""
-        policies = [
-            CheckerPolicy(t, c.steps if isinstance(c, MultiStepChecker) else 1) for c, _, t in built
-        ]
+        policies = [CheckerPolicy(t, step_count(c)) for c, _, t in built]
         runs = [(c, tg, t.connect_timeout) for c, tg, t in built]
         self._servers[key] = _Entry(ServerPolicy(key, policies, names or []), runs)
 
     def state(self, key: Hashable) -> bool:
         return self._servers[key].server.alive
 
+    def _immediate(self) -> bool:
+        """No batching asked for and a plain callback: transitions go out as they happen."""
+        return not self.batch_window and not isinstance(self.deliver, trio.MemorySendChannel)
+
     def _emit(self, tr: Transition) -> None:
+        if self._immediate():
+            cast(Callable[[list[Transition]], object], self.deliver)([tr])
+            return
         self._pending.append(tr)
         self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; cancellation stops every check (scripts are killed)."""
+        entries = list(self._servers.values())
+        if self._immediate() and len(entries) == 1 and len(entries[0].runs) == 1:
+            # One server with one checker (the LVS service runs one scheduler per
+            # real server): its one loop runs in this task.  A nursery, a second
+            # task and a flusher per server were a large share of a 10,000-server
+            # start-up, and change nothing a single loop does.
+            entry = entries[0]
+            checker, target, timeout = entry.runs[0]
+            first = entry.server.checkers[0].first_at(trio.current_time(), self.rand())
+            self._emit(entry.server.initial())
+            task_status.started()
+            await self._drive(entry.server, 0, checker, target, timeout, first)
+            return
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._flusher)
+            if not self._immediate():
+                nursery.start_soon(self._flusher)
             now = trio.current_time()
             for entry in self._servers.values():
                 self._emit(entry.server.initial())
@@ -255,9 +288,8 @@ class Scheduler:
         next_at: float,
     ) -> None:
         policy = server.checkers[index]
-        # Decided once: a runtime-checkable Protocol's isinstance walks its
-        # members, and cost a large share of a check's CPU when done per attempt.
-        multi = policy.steps > 1 and isinstance(checker, MultiStepChecker)
+        # Decided once, not per attempt (see step_count).
+        multi = policy.steps > 1 and step_count(checker) > 1
         while True:
             await trio.sleep_until(next_at)
             result = await _attempt(checker, target, timeout, policy.step, multi)

@@ -249,20 +249,34 @@ class Reconciler:
         current = self.kernel.read()
         return self._sync(current, None if g.lvs_flush else set())
 
+    def quiet(self, key: str, up: bool, weight: int | None = None) -> bool:
+        """Whether :meth:`transition` with these arguments sends nothing to the kernel.
+
+        Such a call only notes the server's health, so the caller may make it
+        where it stands instead of on the kernel's thread: at start-up every
+        real server's initial state is one such call.
+        """
+        vs, _ = self._index().get(key.rsplit("/", 1)[0], (None, frozenset()))
+        return vs is not None and (not self._checking(vs) or self._unchanged(vs, key, up, weight))
+
+    def _checking(self, vs: VirtualServer) -> bool:
+        return checkers_active(
+            vs, self.local_addresses, self.config.vsg(vs.group) if vs.group else None
+        )
+
+    def _unchanged(self, vs: VirtualServer, key: str, up: bool, weight: int | None) -> bool:
+        was = self.health.get(key)
+        now = RsHealth(up, weight)
+        return not self._resync and now == (was if was is not None else self._assumed(vs, key))
+
     def transition(self, key: str, up: bool, weight: int | None = None) -> list[Op]:
         """One real server changed state (or dynamic weight)."""
         vs, services = self._index().get(key.rsplit("/", 1)[0], (None, frozenset()))
-        if vs is not None and not checkers_active(
-            vs, self.local_addresses, self.config.vsg(vs.group) if vs.group else None
-        ):
+        if vs is not None and not self._checking(vs):
             return []
         was = self.health.get(key)
         now = RsHealth(up, weight)
-        if (
-            not self._resync
-            and vs is not None
-            and now == (was if was is not None else self._assumed(vs, key))
-        ):
+        if vs is not None and self._unchanged(vs, key, up, weight):
             # A result that changes nothing (a first check confirming the
             # start-up assumption, or a repeat) sends nothing, as keepalived's
             # update_svr_checker_state only acts on a change; it must cost

@@ -42,7 +42,7 @@ import trio
 
 from healthcheck.api import Checker, MultiStepChecker, Result, Target
 from healthcheck.policy import Timing, Transition, resolve_timing
-from healthcheck.scheduler import Scheduler, build_checker
+from healthcheck.scheduler import Scheduler, build_checker, step_count
 from ipvs.announce import LoAnnouncer, wanted
 from ipvs.desired import dest_port, service_keys
 from ipvs.diff import Op, OpKind
@@ -177,9 +177,8 @@ class RecordedChecker:
 
     def __init__(self, inner: Checker, keyword: str, target: Target) -> None:
         self.inner = inner
-        # Decided once: isinstance against a runtime-checkable Protocol walks its
-        # members, and was a visible share of every check's CPU.
-        self._steps = inner.steps if isinstance(inner, MultiStepChecker) else 1
+        # Decided once, without isinstance against the Protocol (see step_count).
+        self._steps = step_count(inner)
         self.bounds_itself: bool = getattr(inner, "bounds_itself", False)
         self.keyword = keyword
         self.target = target
@@ -225,20 +224,28 @@ class RecordedChecker:
         return self._note(result, started)
 
 
+#: Values :func:`_strip_loc` returns as they are, without looking inside.
+_PLAIN = frozenset({str, int, float, bool, bytes})
+
+
+@functools.cache
+def _compared(cls: type) -> tuple[str, ...]:
+    """A config dataclass's field names but ``loc``: looked up once per type, not per value."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "loc")
+
+
 def _strip_loc(value: object) -> object:
     """A comparable form of a config value without source locations.
 
     migrate_checkers compares checker settings; a checker that only moved to
     another line of the file is unchanged.
     """
+    if value is None or type(value) in _PLAIN:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return (
             type(value).__name__,
-            tuple(
-                (f.name, _strip_loc(getattr(value, f.name)))
-                for f in dataclasses.fields(value)
-                if f.name != "loc"
-            ),
+            tuple((name, _strip_loc(getattr(value, name))) for name in _compared(type(value))),
         )
     if isinstance(value, tuple | list):
         return tuple(_strip_loc(v) for v in value)
@@ -267,10 +274,20 @@ class _Checked:
     """One real server's running checkers."""
 
     key: str
-    signature: object
+    #: the configuration it was started from (frozen), for :attr:`signature`
+    servers: tuple[VirtualServer, RealServer]
     checkers: list[RecordedChecker]
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     scheduler: Scheduler | None = None
+
+    @functools.cached_property
+    def signature(self) -> object:
+        """:func:`checker_signature`, computed when a reload first compares it.
+
+        The configuration is frozen, so computing it late gives the same
+        value; computed at start it cost a tenth of a 10,000-server start-up.
+        """
+        return checker_signature(*self.servers)
 
 
 # --------------------------------------------------------------------------
@@ -521,7 +538,7 @@ class LvsService:
                 rc.on_first = functools.partial(self._misc_first, key, vs, rs, not timing.alpha)
             recorded.append(rc)
             built.append((rc, target, timing))
-        entry = _Checked(key, checker_signature(vs, rs), recorded)
+        entry = _Checked(key, (vs, rs), recorded)
         self._checked[key] = entry
         if not built:
             return
@@ -553,6 +570,7 @@ class LvsService:
                 await self._apply(live)
 
     async def _apply(self, batch: list[tuple[_Checked, Transition]]) -> None:
+        inline = 0
         async with self._lock:
             for entry, tr in batch:
                 if self._stopped:
@@ -565,9 +583,18 @@ class LvsService:
                     self._log_check(entry, tr)
                 before = dict(self.reconciler.applied)
                 try:
-                    ops = await self._worker.call(
-                        self.reconciler.transition, entry.key, tr.up, tr.weight
-                    )
+                    if self.reconciler.quiet(entry.key, tr.up, tr.weight):
+                        # Nothing for the kernel (each server's initial state at
+                        # start-up): no trip to its thread, thousands of them.
+                        # The loop still yields now and then, as the trips did.
+                        ops = self.reconciler.transition(entry.key, tr.up, tr.weight)
+                        inline += 1
+                        if inline % 256 == 0:
+                            await trio.lowlevel.cancel_shielded_checkpoint()
+                    else:
+                        ops = await self._worker.call(
+                            self.reconciler.transition, entry.key, tr.up, tr.weight
+                        )
                 except RuntimeError as e:
                     self.log.error("IPVS sync failed", server=entry.key, reason=str(e))
                     continue
