@@ -150,7 +150,7 @@ class _Staged:
 
 
 class StartBatch:
-    """Instances started together: each sets up, then all begin at one time.
+    """Instances started together: each sets up, then all begin at one time, in order.
 
     keepalived opens every instance's socket first, then dates every
     instance's timers in one pass (vrrp_scheduler.c vrrp_dispatcher_init:
@@ -159,35 +159,50 @@ class StartBatch:
     its first Master_Down_Interval to the others' start-up, however slow.
     The service starts each driver up to :meth:`begin`'s point, then
     begins them all with one time and waits until every one has taken it.
+    They take it in the order they joined (the configuration's), one after
+    the other, so their "(init)" lines and start-up actions come in
+    keepalived's order; a scheduler's batch would run them in any order.
     """
 
     def __init__(self) -> None:
-        self.at = 0.0
-        self._go = trio.Event()
-        self._waiting = 0  # instances joined that have not started yet
+        self.at: float | None = None
+        self._turns: list[trio.Event] = []
+        self._done: list[bool] = []
+        self._next = 0  # the first instance that has not started
         self._all = trio.Event()
 
-    def join(self) -> None:
-        self._waiting += 1
+    def join(self) -> int:
+        """A new instance's turn."""
+        self._turns.append(trio.Event())
+        self._done.append(False)
+        return len(self._turns) - 1
 
     def begin(self, now: float) -> None:
         """Every instance of the batch starts at ``now`` (once; later calls change nothing)."""
-        if not self._go.is_set():
+        if self.at is None:
             self.at = now
-            self._go.set()
+            self._hand_on()
 
-    async def start_time(self) -> float:
-        await self._go.wait()
+    async def start_time(self, turn: int) -> float:
+        await self._turns[turn].wait()
+        assert self.at is not None
         return self.at
 
-    def arrived(self) -> None:
-        """One instance has started (or left before it could)."""
-        self._waiting -= 1
-        if self._waiting <= 0:
+    def arrived(self, turn: int) -> None:
+        """Instance ``turn`` has started (or left before it could): the next one's turn."""
+        self._done[turn] = True
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        while self._next < len(self._done) and self._done[self._next]:
+            self._next += 1
+        if self._next == len(self._done):
             self._all.set()
+        elif self.at is not None:
+            self._turns[self._next].set()
 
     async def all_started(self) -> None:
-        if self._waiting > 0:
+        if self._done and not all(self._done):
             await self._all.wait()
 
 
@@ -307,12 +322,11 @@ class InstanceDriver:
         self._repeatable: tuple[AdvertReceived, packet.ReceiveParams] | None = None
         self._nursery: trio.Nursery | None = None
         self._done = trio.Event()
-        #: the batch this instance starts with (None: it starts on its own)
+        #: the batch this instance starts with (None: it starts on its own), and its turn
         self._batch = env.batch
+        self._turn = 0 if self._batch is None else self._batch.join()
         #: the latest time the machine was handed by this task
         self._seen = -math.inf
-        if self._batch is not None:
-            self._batch.join()
         self.target = NotifyTarget("INSTANCE", inst.name, inst.notify, inst.smtp_alert)
         #: the last EnterState seen, and how many there were since start
         self.last_transition: TransitionRecord | None = None
@@ -752,7 +766,7 @@ class InstanceDriver:
                 # Listening now; the machine starts with the rest of its batch.
                 task_status.started()
                 batch = self._batch
-                start = trio.current_time() if batch is None else await batch.start_time()
+                start = trio.current_time() if batch is None else await batch.start_time(self._turn)
                 await self._handle(Start(self.env.startup_until), start)
                 self._leave_batch()
                 await self._serve()
@@ -812,7 +826,7 @@ class InstanceDriver:
 
     def _leave_batch(self) -> None:
         if self._batch is not None:
-            self._batch.arrived()
+            self._batch.arrived(self._turn)
             self._batch = None
 
     def wake(self, at: float | None = None) -> None:
