@@ -52,6 +52,7 @@ from ipvs.netlink import IpvsUnavailable, Kernel
 from ipvs.policy import (
     PoolDecision,
     QuorumEvent,
+    checkers_active,
     effective_hysteresis,
     effective_quorum,
     initial_health,
@@ -484,6 +485,7 @@ class LvsService:
                         return
                     self.reconciler.kernel = self.kernel
                 await self._start_table()
+                self._log_activation()
                 await self._apply_fnat(start=True)
                 nursery.start_soon(self.lo.run)
                 for vs in self.config.virtual_servers:
@@ -758,11 +760,32 @@ class LvsService:
                     vs=vs.key,
                 )
         self.reconciler.quorum_events.clear()
-        for op in ops:
-            self.log.info(op_event(op, before), op=op.kind.value, ipvs=str(op))
+        if not init:
+            # The initial table goes in without a line per command (ipwrapper.c
+            # init_service_vs / init_service_rs log nothing); the checkers'
+            # activation says what is served (:meth:`_log_activation`).
+            for op in ops:
+                self.log.info(op_event(op, before), op=op.kind.value, ipvs=str(op))
         while self.reconciler.pending_scripts:
             self._spawn(self.reconciler.pending_scripts.pop(0))
         self.lo.set(wanted(self.config, self.reconciler.quorum))
+
+    def _log_activation(self) -> None:
+        """keepalived's line per checker once the table is set, at start and at each reload.
+
+        check_api.c register_checkers_thread (start_check runs it after
+        init_services, reload or not): "Activating", or "Deactivating" while
+        ha_suspend holds the virtual server's checkers, then one line for the
+        BFD checker, which Debian's build carries.
+        """
+        for vs in self.config.virtual_servers:
+            vsg = self.config.vsg(vs.group) if vs.group else None
+            word = "A" if checkers_active(vs, self.reconciler.local_addresses, vsg) else "Dea"
+            for rs in vs.real_servers:
+                line = f"{word}ctivating healthchecker for service {_rs_name(vs, rs)}"
+                for _ in rs.checkers:
+                    self.log.info(f"{line} for VS {vs.key}")
+        self.log.info("Activating BFD healthchecker")
 
     async def _apply_fnat(self, start: bool = False) -> None:
         """FULLNAT's nftables table follows the configuration (ipvs/fnat.py)."""
@@ -822,6 +845,7 @@ class LvsService:
                 self.log.error("IPVS reload failed", reason=str(e))
                 ops = []
             self._after(ops, before)
+            self._log_activation()
             await self._apply_fnat()
             if self._nursery is not None:
                 for vs, rs in restart:

@@ -479,3 +479,33 @@ def test_lvs_notify_fifo_gets_keepalived_lines(tmp_path: Path) -> None:
     ]
     assert lvs_fifo.read_text().splitlines() == want
     assert fifo.read_text().splitlines() == want
+
+
+def test_start_and_reload_log_the_checkers_not_the_initial_table() -> None:
+    """keepalived's checker start-up lines: one per checker, none per initial command."""
+    from structlog.testing import capture_logs
+
+    Switch.up = {"10.0.1.1", "10.0.1.2", "10.0.1.3"}
+    k = FakeKernel()
+
+    async def main() -> None:
+        svc = lvs.LvsService(config(), k)
+        async with trio.open_nursery() as n:
+            with capture_logs() as start:
+                await n.start(svc.run)
+            with capture_logs() as reload:
+                await svc.reload(config())
+            n.cancel_scope.cancel()
+        each = [
+            f"Activating healthchecker for service [10.0.1.{i}]:tcp:80 for VS [10.0.0.1]:tcp:80"
+            for i in (1, 2, 3)
+        ]
+        for logged in (start, reload):
+            events = [e["event"] for e in logged]
+            activated = [e for e in events if "ctivating" in e]
+            assert activated == [*each, "Activating BFD healthchecker"]
+            assert not [e for e in events if e.startswith("Adding")], events
+        # The service and its three servers went in all the same (then out, at the stop).
+        assert [o.kind for o in k.ops[:4]] == [OpKind.ADD_SERVICE, *[OpKind.ADD_DEST] * 3]
+
+    run(main)
