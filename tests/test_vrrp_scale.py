@@ -456,7 +456,8 @@ def test_cached_advert_header_is_the_one_built_anew() -> None:
     payloads = [bytes(range(20)), bytes(24)]
     for ip_id in (1, 2, 0x7FFF, 0xFFFF, 0x10000 + 5):
         for payload in payloads:
-            assert ps.send_nowait(payload, src=src, dst=grp, ttl=255, ip_id=ip_id)
+            datagram = ps.datagram(payload, src=src, dst=grp, ttl=255, ip_id=ip_id)
+            assert datagram is not None and ps.sendto_nowait(datagram)
             assert sent[-1] == build_ipv4(payload, src=src, dst=grp, ttl=255, ip_id=ip_id)
 
 

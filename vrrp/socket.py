@@ -277,13 +277,6 @@ class PoolSocket:
         default_factory=dict
     )
 
-    def send_nowait(
-        self, payload: bytes, *, src: IPAddress, dst: IPAddress, ttl: int, ip_id: int
-    ) -> bool:
-        """Send one IPv4 advert if the kernel takes it now; False otherwise (nothing sent)."""
-        datagram = self.datagram(payload, src=src, dst=dst, ttl=ttl, ip_id=ip_id)
-        return datagram is not None and self.sendto_nowait(datagram)
-
     def datagram(
         self, payload: bytes, *, src: IPAddress, dst: IPAddress, ttl: int, ip_id: int
     ) -> Datagram | None:
@@ -341,16 +334,11 @@ class PoolSocket:
         ip_id: int,
     ) -> None:
         """Send one advert (keepalived ``vrrp_send_pkt``)."""
+        datagram = self.datagram(payload, src=src, dst=dst, ttl=ttl, ip_id=ip_id)
+        if datagram is not None:
+            await self.send_datagram(datagram)
+            return
         flags = socket.MSG_DONTROUTE if self.key.unicast_src is None else 0
-        if self.key.family == 4:
-            data = build_ipv4(payload, src=src, dst=dst, ttl=ttl, ip_id=ip_id)
-            addr = (str(dst), 0)
-            while True:
-                try:
-                    self.tx.sendto(data, flags, addr)
-                    return
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(self.tx)
         dst6 = ipaddress.IPv6Address(str(dst))
         scope = self.ifindex if (dst6.is_multicast or dst6.is_link_local) else 0
         anc = [
